@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "sync-job",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sync-job", targets: ["SyncJob"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libpq, the PostgreSQL client library psql uses, as a system library.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Swift API over libpq: connection, parameterised queries, keyset page reader.
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+
+        // RESP2/RESP3 codec and hash slots: bytes in, values out, no sockets.
+        .target(name: "RESP", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // Valkey connection, pipelines, URL and TLS configuration.
+        .target(name: "Valkey", dependencies: [
+            "RESP",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+
+        // Watermark values, the read window, and the store that advances them.
+        .target(name: "Watermarks", dependencies: ["Valkey"]),
+        // Key templates, field encoding, and the writers that turn rows into commands.
+        .target(name: "Writers", dependencies: ["Postgres", "RESP", "Valkey"]),
+
+        // libxml2's HTML parser as a system library.
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        // Documentation manifest, fetching, HTML to search sections.
+        .target(name: "SearchIndex", dependencies: ["CLibXML2"]),
+
+        // The executable: command line, configuration, stages, lock, logs, metrics.
+        .executableTarget(name: "SyncJob", dependencies: [
+            "Postgres", "RESP", "Valkey", "Watermarks", "Writers", "SearchIndex",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Client benchmark: this client against `valkey-cli --pipe` (not a test).
+        .executableTarget(name: "ValkeyBench", dependencies: ["RESP", "Valkey"]),
+
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP"]),
+        .testTarget(name: "WritersTests", dependencies: ["Writers", "Watermarks", "Postgres", "Valkey"]),
+        .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
+        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "Valkey"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+print("sync-job: not built yet")

@@ -1,0 +1,1 @@
+print("valkey-bench: not built yet")
