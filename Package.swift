@@ -32,7 +32,7 @@ let package = Package(
         ]),
 
         // Watermark values, the read window, and the store that advances them.
-        .target(name: "Watermarks", dependencies: ["Valkey"]),
+        .target(name: "Watermarks", dependencies: ["Postgres", "Valkey"]),
         // Key templates, field encoding, and the writers that turn rows into commands.
         .target(name: "Writers", dependencies: ["Postgres", "RESP", "Valkey"]),
 
@@ -54,9 +54,12 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP"]),
-        .testTarget(name: "WritersTests", dependencies: ["Writers", "Watermarks", "Postgres", "Valkey"]),
+        .testTarget(name: "WritersTests", dependencies: [
+            "Writers", "Watermarks", "Postgres", "RESP", "Valkey",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
-        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "Valkey"]),
+        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,164 @@
+/// Reads a table page by page in (timestamp, id) order between two bounds, without OFFSET.
+///
+/// Each page is one indexed range scan continuing after the previous page's last
+/// (timestamp, id), so rows sharing a timestamp are never skipped nor repeated across pages,
+/// and memory holds at most the page being processed plus the one being read ahead.
+/// Rows whose timestamp is NULL are never read.
+public struct KeysetPageReader: Sendable {
+    public let connection: PostgresConnection
+    public let pageSize: Int
+    private let selectList: String
+    private let source: String
+    private let timestampColumn: String
+    private let idColumn: String
+    /// Positions of the keyset columns in the select list: the cursor is read from there.
+    private let timestampIndex: Int
+    private let idIndex: Int
+
+    /// - Parameters:
+    ///   - table: a table name, optionally schema-qualified ("public.usage_logs"); each part is
+    ///     quoted as an identifier, so names are taken literally and cannot inject SQL.
+    ///   - columns: the columns to read; the keyset columns are appended when missing.
+    public init(connection: PostgresConnection, table: String, columns: [String],
+                timestampColumn: String = "timestamp", idColumn: String = "id", pageSize: Int) {
+        precondition(pageSize > 0, "a page holds at least one row")
+        var selected = columns
+        for keysetColumn in [timestampColumn, idColumn] where !selected.contains(keysetColumn) {
+            selected.append(keysetColumn)
+        }
+        self.connection = connection
+        self.pageSize = pageSize
+        self.selectList = selected.map(quoteIdentifier).joined(separator: ", ")
+        self.source = table.split(separator: ".", omittingEmptySubsequences: false).map { quoteIdentifier(String($0)) }.joined(separator: ".")
+        self.timestampColumn = quoteIdentifier(timestampColumn)
+        self.idColumn = quoteIdentifier(idColumn)
+        self.timestampIndex = selected.firstIndex(of: timestampColumn)!
+        self.idIndex = selected.firstIndex(of: idColumn)!
+    }
+
+    /// Pages of rows with from <= timestamp < until, ordered by (timestamp, id); the keyset
+    /// cursor after each page is (last row's timestamp, last row's id). The next page is read
+    /// while the caller handles the current one.
+    public func pages(from: PostgresTimestamp, until: PostgresTimestamp) -> KeysetPages {
+        KeysetPages(plan: PagePlan(reader: self, from: from, until: until))
+    }
+
+    /// The newest timestamp in the table (max), or nil when it holds no timestamped row.
+    public func newestTimestamp() async throws -> PostgresTimestamp? {
+        let rows = try await connection.query("SELECT max(\(timestampColumn)) FROM \(source)")
+        return try rows.first?[0].decode(PostgresTimestamp.self)
+    }
+
+    // The parameters are untyped, so PostgreSQL gives each the type of the column it is
+    // compared with: the comparisons stay within one type and use the (timestamp, id) index,
+    // for timestamptz or timestamp columns and uuid, bigint or text ids alike. A bound is sent
+    // as RFC 3339 UTC text, which a timestamp-without-time-zone column reads as UTC (its input
+    // ignores the 'Z'); a cursor is sent back as the exact text PostgreSQL returned.
+    var firstPageSQL: String {
+        "SELECT \(selectList) FROM \(source) WHERE \(timestampColumn) >= $1 AND \(timestampColumn) < $2 "
+            + "ORDER BY \(timestampColumn), \(idColumn) LIMIT $3"
+    }
+
+    var nextPageSQL: String {
+        "SELECT \(selectList) FROM \(source) WHERE (\(timestampColumn), \(idColumn)) > ($1, $2) AND \(timestampColumn) < $3 "
+            + "ORDER BY \(timestampColumn), \(idColumn) LIMIT $4"
+    }
+
+    fileprivate func cursor(after row: PostgresRow) throws -> (timestamp: String, id: String) {
+        let timestamp = row[timestampIndex]
+        let id = row[idIndex]
+        guard let timestampText = timestamp.text, let idText = id.text else {
+            let column = timestamp.isNull ? timestamp.columnName : id.columnName
+            throw PostgresError(kind: .decoding, message: "keyset column \"\(column)\" of row \(row.rowIndex) is NULL in \(source)",
+                                server: connection.serverDescription)
+        }
+        return (timestampText, idText)
+    }
+}
+
+/// The pages of one read window, as an AsyncSequence; iterate it once.
+public struct KeysetPages: AsyncSequence, Sendable {
+    public typealias Element = [PostgresRow]
+    fileprivate let plan: PagePlan
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(plan: plan) }
+
+    /// Yields each page as soon as it is read and immediately starts reading the next one.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        private let plan: PagePlan
+        private var state: State = .notStarted
+
+        private enum State {
+            case notStarted
+            case reading(PageRead)
+            case finished
+        }
+
+        fileprivate init(plan: PagePlan) { self.plan = plan }
+
+        public mutating func next() async throws -> [PostgresRow]? {
+            let read: PageRead
+            switch state {
+            case .finished: return nil
+            case .notStarted: read = PageRead(plan.firstPage)
+            case .reading(let pending): read = pending
+            }
+            let page: [PostgresRow]
+            do {
+                page = try await read.value
+            } catch {
+                state = .finished
+                throw error
+            }
+            // A short page is the last one; a full page may have a successor, read ahead now.
+            guard page.count == plan.reader.pageSize, let last = page.last else {
+                state = .finished
+                return page.isEmpty ? nil : page
+            }
+            let cursor = try plan.reader.cursor(after: last)
+            let plan = self.plan
+            state = .reading(PageRead { try await plan.page(after: cursor) })
+            return page
+        }
+    }
+}
+
+/// The fixed parts of one read window.
+private struct PagePlan: Sendable {
+    let reader: KeysetPageReader
+    let from: PostgresTimestamp
+    let until: PostgresTimestamp
+
+    @Sendable func firstPage() async throws -> [PostgresRow] {
+        try await reader.connection.query(
+            reader.firstPageSQL, [.timestamp(from), .timestamp(until), .int(Int64(reader.pageSize))])
+    }
+
+    func page(after cursor: (timestamp: String, id: String)) async throws -> [PostgresRow] {
+        try await reader.connection.query(
+            reader.nextPageSQL, [.text(cursor.timestamp), .text(cursor.id), .timestamp(until), .int(Int64(reader.pageSize))])
+    }
+}
+
+/// One page being read ahead; abandoning it (the caller stopped iterating) cancels the query.
+private final class PageRead: Sendable {
+    private let task: Task<[PostgresRow], Error>
+
+    init(_ read: @escaping @Sendable () async throws -> [PostgresRow]) {
+        task = Task { try await read() }
+    }
+
+    deinit { task.cancel() }
+
+    var value: [PostgresRow] {
+        get async throws {
+            let task = self.task
+            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        }
+    }
+}
+
+/// A double-quoted SQL identifier, so any name is taken literally.
+func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.replacing("\"", with: "\"\"") + "\""
+}

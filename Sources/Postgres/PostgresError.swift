@@ -1,0 +1,76 @@
+/// An error from PostgreSQL or libpq: SQLSTATE, the server's message, and which server — never the password.
+public struct PostgresError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, coarsely enough to choose an exit code or a retry.
+    public enum Kind: Sendable, Hashable {
+        /// The server could not be reached or refused the connection: retry later.
+        case connectionFailed
+        /// The server rejected the credentials (SQLSTATE 28P01/28000): fix the configuration.
+        case authenticationFailed
+        /// The server rejected a statement.
+        case query
+        /// A value did not decode to the requested Swift type.
+        case decoding
+        /// An established connection broke.
+        case connectionLost
+    }
+
+    public var kind: Kind
+    public var sqlState: String?
+    public var message: String
+    public var detail: String?
+    public var hint: String?
+    /// host:port/dbname of the server concerned.
+    public var server: String?
+
+    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil, server: String? = nil) {
+        self.kind = kind
+        self.sqlState = sqlState
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+        self.server = server
+    }
+
+    public var description: String {
+        var text: String
+        switch kind {
+        case .connectionFailed: text = "cannot connect to PostgreSQL"
+        case .authenticationFailed: text = "PostgreSQL rejected the credentials"
+        case .query: text = "PostgreSQL query failed"
+        case .decoding: text = "cannot decode a PostgreSQL value"
+        case .connectionLost: text = "lost the PostgreSQL connection"
+        }
+        if let server { text += " at \(server)" }
+        text += ": \(message)"
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += "; detail: \(detail)" }
+        if let hint { text += "; hint: \(hint)" }
+        switch kind {
+        case .authenticationFailed:
+            text += " — check the user and password in --postgres-url / DATABASE_URL, PGPASSWORD or ~/.pgpass"
+        case .connectionFailed:
+            text += " — is the server running and reachable? check --postgres-url / DATABASE_URL or the PG* environment"
+        default:
+            break
+        }
+        return text
+    }
+
+    /// The error with every secret replaced; libpq may echo parts of a conninfo string back.
+    func scrubbing(_ secrets: [String]) -> PostgresError {
+        var copy = self
+        copy.message = scrub(message, secrets)
+        copy.detail = detail.map { scrub($0, secrets) }
+        copy.hint = hint.map { scrub($0, secrets) }
+        copy.server = server.map { scrub($0, secrets) }
+        return copy
+    }
+}
+
+func scrub(_ text: String, _ secrets: [String]) -> String {
+    var text = text
+    for secret in secrets where !secret.isEmpty {
+        text = text.replacing(secret, with: "***")
+    }
+    return text
+}

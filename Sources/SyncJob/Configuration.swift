@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import Valkey
+import Writers
+
+/// Every setting of one run, resolved from flags and variables and validated at start.
+struct Configuration: Sendable {
+    var postgresConninfo: String?
+    var valkey: ValkeyConfiguration
+    var valkeyCluster: Bool
+    var batchSize: Int
+    var retentionDays: Int
+    var overlap: Duration
+    var settle: Duration
+    var docs: String?
+    var keys: KeyTemplates
+    var allowEmptyParams: Bool
+    var logLevel: Logger.Level
+    var logFormat: LogFormat
+    var metricsFile: String?
+
+    enum LogFormat: String, Sendable { case json, text }
+
+    /// Resolves flags over variables; a bad value throws a `ConfigurationError` naming the setting.
+    init(_ options: SettingsOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        func setting(_ flag: String?, _ variable: String, flagName: String) -> (value: String, source: String)? {
+            if let flag { return (flag, "--" + flagName) }
+            if let value = environment[variable], !value.isEmpty { return (value, variable) }
+            return nil
+        }
+        func integer(_ flag: String?, _ variable: String, flagName: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return value }
+            guard let number = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        func duration(_ flag: String?, _ variable: String, flagName: String, default value: Duration) throws -> Duration {
+            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return value }
+            guard let parsed = DurationText.parse(text) else {
+                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a duration like 5m, 30s, 1h or 250ms")
+            }
+            return parsed
+        }
+
+        postgresConninfo = options.postgresURL ?? environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
+        let valkeyURL = options.valkeyURL ?? environment["VALKEY_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "valkey://127.0.0.1:6379"
+        let caFile = options.valkeyCAFile ?? environment["SYNC_VALKEY_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let certFile = options.valkeyCertFile ?? environment["SYNC_VALKEY_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let keyFile = options.valkeyKeyFile ?? environment["SYNC_VALKEY_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let serverName = options.valkeyTLSServerName ?? environment["SYNC_VALKEY_TLS_SERVER_NAME"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            valkey = try ValkeyConfiguration(url: valkeyURL, caFile: caFile, certFile: certFile, keyFile: keyFile, tlsServerName: serverName)
+        } catch let error as ValkeyError {
+            throw ConfigurationError(setting: options.valkeyURL != nil ? "--valkey-url" : "VALKEY_URL", problem: error.message)
+        }
+        valkey.clientName = "sync-job"
+        if options.valkeyCluster {
+            valkeyCluster = true
+        } else if let text = environment["SYNC_VALKEY_CLUSTER"], !text.isEmpty {
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": valkeyCluster = true
+            case "0", "false", "no", "off": valkeyCluster = false
+            default: throw ConfigurationError(setting: "SYNC_VALKEY_CLUSTER", problem: "\"\(text)\" is not 1 or 0")
+            }
+        } else {
+            valkeyCluster = false
+        }
+
+        batchSize = try integer(options.batchSize, "SYNC_BATCH_SIZE", flagName: "batch-size", default: 2000, range: 1...100_000)
+        retentionDays = try integer(options.retentionDays, "SYNC_RETENTION_DAYS", flagName: "retention-days", default: 93, range: 1...36_500)
+        overlap = try duration(options.overlap, "SYNC_OVERLAP", flagName: "overlap", default: .seconds(300))
+        settle = try duration(options.settle, "SYNC_SETTLE", flagName: "settle", default: .seconds(5))
+        docs = setting(options.docs, "SYNC_DOCS", flagName: "docs")?.value
+
+        let prefix = options.keyPrefix ?? environment["SYNC_KEY_PREFIX"] ?? ""
+        var templateItems = options.keyTemplates
+        var templateSource = "--key-template"
+        if templateItems.isEmpty, let text = environment["SYNC_KEY_TEMPLATES"], !text.isEmpty {
+            templateItems = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            templateSource = "SYNC_KEY_TEMPLATES"
+        }
+        do {
+            keys = try KeyTemplates(prefix: prefix, overrides: try KeyTemplates.parseOverrides(templateItems))
+        } catch {
+            throw ConfigurationError(setting: templateSource, problem: error.description)
+        }
+        allowEmptyParams = options.allowEmptyParams
+
+        if let (text, name) = setting(options.logLevel, "SYNC_LOG_LEVEL", flagName: "log-level") {
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = level
+        } else {
+            logLevel = .info
+        }
+        if let (text, name) = setting(options.logFormat, "SYNC_LOG_FORMAT", flagName: "log-format") {
+            guard let format = LogFormat(rawValue: text.lowercased()) else {
+                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not json or text")
+            }
+            logFormat = format
+        } else {
+            logFormat = isatty(STDERR_FILENO) == 1 ? .text : .json
+        }
+        metricsFile = setting(options.metricsFile, "SYNC_METRICS_FILE", flagName: "metrics-file")?.value
+    }
+}
+
+/// A setting with a bad value: exit 64, naming the flag or variable.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var setting: String
+    var problem: String
+    var description: String { "bad setting \(setting): \(problem)" }
+}
+
+/// Durations as operators write them: 5m, 30s, 1h, 250ms, 1h30m; a bare number is seconds.
+enum DurationText {
+    static func parse(_ text: String) -> Duration? {
+        let text = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard !text.isEmpty else { return nil }
+        if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
+        var total: Duration = .zero
+        var number = ""
+        var index = text.startIndex
+        var sawUnit = false
+        while index < text.endIndex {
+            let character = text[index]
+            if character.isNumber || character == "." {
+                number.append(character)
+                index = text.index(after: index)
+                continue
+            }
+            var unit = ""
+            while index < text.endIndex, text[index].isLetter {
+                unit.append(text[index])
+                index = text.index(after: index)
+            }
+            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+            let milliseconds: Double
+            switch unit {
+            case "ms": milliseconds = value
+            case "s", "sec": milliseconds = value * 1000
+            case "m", "min": milliseconds = value * 60_000
+            case "h": milliseconds = value * 3_600_000
+            case "d": milliseconds = value * 86_400_000
+            default: return nil
+            }
+            total += .milliseconds(Int64(milliseconds))
+            number = ""
+            sawUnit = true
+        }
+        guard number.isEmpty, sawUnit else { return nil }
+        return total
+    }
+}

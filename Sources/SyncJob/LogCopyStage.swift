@@ -1,0 +1,112 @@
+import Foundation
+import Logging
+import Postgres
+import RESP
+import Valkey
+import Watermarks
+import Writers
+
+/// The `usage-logs` and `report-logs` stages (SPEC §4): page after page in (timestamp, id)
+/// order from the watermark, each page one pipeline, the watermark moved only after every
+/// command of the page was acknowledged.
+struct LogCopyStage: Sendable {
+    let stage: Stage
+    let table: LogTable
+    let configuration: Configuration
+    let dryRun: Bool
+    let logger: Logger
+
+    init(_ stage: Stage, configuration: Configuration, dryRun: Bool, logger: Logger) {
+        self.stage = stage
+        self.table = stage == .usageLogs ? .usageLogs : .reportUsageLogs
+        self.configuration = configuration
+        self.dryRun = dryRun
+        self.logger = logger
+    }
+
+    func run(postgres: PostgresConnection, valkey: ValkeyConnection, report: inout StageReport) async throws {
+        let store = WatermarkStore(connection: valkey) { [keys = configuration.keys] table in
+            keys.key(.watermark, ["table": table])
+        }
+        let databaseNow = try await postgres.databaseNow()
+        let cutoff = PostgresTimestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
+        let watermark = try await store.read(table.name)
+        let window = ReadWindow(watermark: watermark, overlap: configuration.overlap,
+                                settle: configuration.settle, databaseNow: databaseNow, cutoff: cutoff)
+        report.fact("watermark_before", watermark?.rfc3339 ?? "none")
+        logger.info("copy starts", metadata: [
+            "stage": "\(stage.rawValue)", "window": "\(window)", "dry_run": "\(dryRun)",
+        ])
+        let outcome = try await copy(window: window, cutoff: cutoff, postgres: postgres, valkey: valkey,
+                                     store: store, watermark: watermark)
+        let nullTimestamps = try await postgres.query(
+            "select count(*) from \(quoteIdentifier(table.name)) where \"timestamp\" is null")
+        report.count("read", outcome.read)
+        report.count(dryRun ? "would_write" : "written", outcome.written)
+        report.count("skipped_too_old", outcome.skippedTooOld)
+        report.count("skipped_null_timestamp", try nullTimestamps.first?[0].decode(Int.self) ?? 0)
+        if !outcome.skippedNullKey.isEmpty { report.count("skipped_null_key", outcome.skippedNullKey.count) }
+        report.count("pages", outcome.pages)
+        report.fact("watermark_after", dryRun ? (watermark?.rfc3339 ?? "none") : (outcome.watermark?.rfc3339 ?? "none"))
+    }
+
+    struct Outcome {
+        var read = 0, written = 0, skippedTooOld = 0, pages = 0
+        var skippedNullKey: [String] = []
+        var watermark: PostgresTimestamp?
+    }
+
+    /// Copies `window`; also the core of `backfill`, which passes `store: nil` so that no
+    /// watermark moves.
+    func copy(window: ReadWindow, cutoff: PostgresTimestamp, postgres: PostgresConnection,
+              valkey: ValkeyConnection, store: WatermarkStore?, watermark: PostgresTimestamp?) async throws -> Outcome {
+        var outcome = Outcome(watermark: watermark)
+        guard !window.isEmpty else { return outcome }
+        let reader = KeysetPageReader(connection: postgres, table: table.name, columns: table.source.columns,
+                                      pageSize: configuration.batchSize)
+        let encoder = LogPageEncoder(table: table, templates: configuration.keys, retentionDays: configuration.retentionDays)
+        var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
+        // The reader fetches the next page while this loop waits for Valkey's replies.
+        for try await page in reader.pages(from: window.from, until: window.until) {
+            batch.removeAll(keepingCapacity: true)
+            let pageOutcome = try encoder.encode(page, cutoff: cutoff, into: &batch)
+            outcome.pages += 1
+            outcome.read += pageOutcome.rows
+            outcome.written += pageOutcome.written
+            outcome.skippedTooOld += pageOutcome.skippedTooOld
+            for id in pageOutcome.skippedNullKey {
+                logger.warning("row not copied: its entry key names a NULL column", metadata: [
+                    "table": "\(table.name)", "id": "\(id)", "template": "\(configuration.keys[table.entry].text)",
+                ])
+            }
+            outcome.skippedNullKey += pageOutcome.skippedNullKey
+            guard !dryRun else { continue }
+            if !batch.isEmpty {
+                let result = try await valkey.executeCountingErrors(batch)
+                guard result.errorCount == 0 else {
+                    throw StageFailure(
+                        "Valkey refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
+                            + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
+                }
+            }
+            if let last = pageOutcome.lastTimestamp, let store {
+                outcome.watermark = try await store.advance(table.name, to: last)
+            }
+            logger.debug("page written", metadata: [
+                "table": "\(table.name)", "rows": "\(pageOutcome.rows)", "commands": "\(batch.count)",
+                "watermark": "\(outcome.watermark?.rfc3339 ?? "none")",
+            ])
+        }
+        return outcome
+    }
+}
+
+/// A stage that could not complete for a reason of its own (exit 1).
+struct StageFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func quoteIdentifier(_ name: String) -> String {
+    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}

@@ -1,1 +1,0 @@
-print("sync-job: not built yet")

@@ -1,0 +1,34 @@
+/// What a counted pipeline did: how many replies came back and which commands failed.
+public struct PipelineOutcome: Sendable {
+    /// How many of the earliest error replies are kept with their command index.
+    public static let keptErrorLimit = 10
+
+    /// Replies received (one per command).
+    public var commandCount: Int
+    public var errorCount: Int
+    /// The first `keptErrorLimit` error replies; `index` is the command's position in the
+    /// batch (or in the whole stream, for `executeStreaming`).
+    public var firstErrors: [(index: Int, message: String)]
+
+    public init(commandCount: Int = 0, errorCount: Int = 0, firstErrors: [(index: Int, message: String)] = []) {
+        self.commandCount = commandCount
+        self.errorCount = errorCount
+        self.firstErrors = firstErrors
+    }
+
+    mutating func recordError(at index: Int, _ message: String) {
+        errorCount += 1
+        if firstErrors.count < Self.keptErrorLimit {
+            firstErrors.append((index, message))
+        }
+    }
+
+    /// Adds a later part of the same stream whose indices start at `offset`.
+    mutating func merge(_ other: PipelineOutcome, offset: Int) {
+        commandCount += other.commandCount
+        errorCount += other.errorCount
+        for error in other.firstErrors where firstErrors.count < Self.keptErrorLimit {
+            firstErrors.append((error.index + offset, error.message))
+        }
+    }
+}

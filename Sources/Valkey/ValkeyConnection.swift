@@ -1,0 +1,269 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RESP
+
+/// One connection to a Valkey (or Redis) server: single commands, pipelines and streams of pipelines.
+///
+/// Safe to share between tasks: every request goes through the channel, whose handler
+/// keeps replies in command order.
+public final class ValkeyConnection: Sendable {
+    let channel: any Channel
+    public let configuration: ValkeyConfiguration
+    /// `host:port` of the server, for messages.
+    public var serverDescription: String { configuration.serverDescription }
+    /// 3 after a successful `HELLO 3`, 2 when the server only speaks RESP2.
+    public let protocolVersion: Int
+
+    private init(channel: any Channel, configuration: ValkeyConfiguration, protocolVersion: Int) {
+        self.channel = channel
+        self.configuration = configuration
+        self.protocolVersion = protocolVersion
+    }
+
+    /// Connects (within `connectTimeout`), negotiates TLS when configured, sends `HELLO 3`
+    /// with the credentials, and selects the database.
+    public static func connect(
+        _ configuration: ValkeyConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ValkeyConnection {
+        let server = configuration.serverDescription
+        let sslContext = try configuration.usesTLS ? makeSSLContext(configuration) : nil
+        let serverHostname = configuration.tlsServerName ?? configuration.host
+        // An IP address cannot be sent as SNI; without a name NIOSSL verifies the IP SAN
+        // against the address actually connected to.
+        let sniHostname = isIPAddress(serverHostname) ? nil : serverHostname
+        let commandTimeout = TimeAmount(configuration.commandTimeout)
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: sniHostname))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(
+                        ValkeyChannelHandler(server: server, commandTimeout: commandTimeout))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+        } catch let error as NIOSSLExtraError {
+            throw ValkeyError(.invalidConfiguration, server: server, message: "valkey-tls-server-name is not usable for TLS: \(error)")
+        } catch {
+            throw ValkeyError(.connectionFailed, server: server, message: "cannot connect: \(error)")
+        }
+        do {
+            let version = try await handshake(channel: channel, configuration: configuration)
+            return ValkeyConnection(channel: channel, configuration: configuration, protocolVersion: version)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    private static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+
+    private static func makeSSLContext(_ configuration: ValkeyConfiguration) throws -> NIOSSLContext {
+        func invalid(_ message: String) -> ValkeyError {
+            ValkeyError(.invalidConfiguration, server: configuration.serverDescription, message: message)
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .fullVerification
+        if let caFile = configuration.caFile {
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            } catch {
+                throw invalid("valkey-ca-file: cannot load PEM certificates from \(caFile): \(error)")
+            }
+        }
+        if let certFile = configuration.certFile, let keyFile = configuration.keyFile {
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
+            } catch {
+                throw invalid("valkey-cert-file: cannot load a PEM certificate from \(certFile): \(error)")
+            }
+            do {
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            } catch {
+                throw invalid("valkey-key-file: cannot load a PEM private key from \(keyFile): \(error)")
+            }
+        }
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw invalid("TLS settings rejected (does the key match the certificate?): \(error)")
+        }
+    }
+
+    private static func handshake(channel: any Channel, configuration: ValkeyConfiguration) async throws -> Int {
+        let server = configuration.serverDescription
+        var hello = CommandBatch()
+        var arguments = ["HELLO", "3"]
+        if let password = configuration.password {
+            arguments += ["AUTH", configuration.username ?? "default", password]
+        }
+        if let name = configuration.clientName {
+            arguments += ["SETNAME", name]
+        }
+        hello.append(arguments)
+        var version = 3
+        let reply = try await submitSingle(hello.buffer, on: channel, server: server)
+        if case .error(let message) = reply {
+            if isAuthenticationError(message) {
+                throw ValkeyError(.authenticationFailed, server: server, message: "the server rejected the credentials: \(message)")
+            }
+            guard message.hasPrefix("NOPROTO") || message.lowercased().contains("unknown command") else {
+                throw ValkeyError(.protocolError, server: server, message: "HELLO failed: \(message)")
+            }
+            // A RESP2-only server: authenticate the old way.
+            version = 2
+            if let password = configuration.password {
+                var auth = CommandBatch()
+                if let username = configuration.username {
+                    auth.append("AUTH", username, password)
+                } else {
+                    auth.append("AUTH", password)
+                }
+                if case .error(let message) = try await submitSingle(auth.buffer, on: channel, server: server) {
+                    throw ValkeyError(.authenticationFailed, server: server, message: "the server rejected the credentials: \(message)")
+                }
+            }
+        }
+        if configuration.database != 0 {
+            var select = CommandBatch()
+            select.append("SELECT", String(configuration.database))
+            if case .error(let message) = try await submitSingle(select.buffer, on: channel, server: server) {
+                throw ValkeyError(.invalidConfiguration, server: server, message: "database \(configuration.database) from the valkey-url path was rejected: \(message)")
+            }
+        }
+        return version
+    }
+
+    private static func isAuthenticationError(_ message: String) -> Bool {
+        message.hasPrefix("WRONGPASS") || message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM")
+            || message.hasPrefix("ERR AUTH") || message.contains("invalid password")
+    }
+
+    // MARK: Commands
+
+    /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
+    public func send(_ arguments: String...) async throws -> RESPValue {
+        try await send(arguments)
+    }
+
+    /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
+    public func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument {
+        var batch = CommandBatch()
+        batch.append(arguments)
+        let reply = try await Self.submitSingle(batch.buffer, on: channel, server: serverDescription)
+        if case .error(let message) = reply {
+            throw ValkeyError(.server, server: serverDescription, message: message)
+        }
+        return reply
+    }
+
+    /// Sends every command of `batch` in one go and returns the replies in order. Error
+    /// replies are returned as `.error` values; only connection failures throw.
+    public func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
+        guard !batch.isEmpty else { return [] }
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        return try await submit(.collect(batch.buffer, count: batch.count, promise), promise)
+    }
+
+    /// Like `execute`, but keeps no replies: memory stays bounded whatever the batch size.
+    public func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
+        guard !batch.isEmpty else { return PipelineOutcome() }
+        let promise = channel.eventLoop.makePromise(of: PipelineOutcome.self)
+        return try await submit(.counting(batch.buffer, count: batch.count, promise), promise)
+    }
+
+    /// Writes batch after batch while replies are being read, for streams of millions of
+    /// commands: a new batch is taken only once the one before last reached the socket, so
+    /// at most about two batches are in memory. Error indices count from the stream's start.
+    public func executeStreaming<Batches: AsyncSequence>(_ batches: Batches) async throws -> PipelineOutcome
+    where Batches.Element == CommandBatch {
+        var iterator = batches.makeAsyncIterator()
+        return try await executeStreaming { try await iterator.next() }
+    }
+
+    /// The producer form of `executeStreaming`: `nextBatch` returns nil when done.
+    public func executeStreaming(nextBatch: () async throws -> CommandBatch?) async throws -> PipelineOutcome {
+        var total = PipelineOutcome()
+        var written = 0
+        var writes = CircularBuffer<EventLoopFuture<Void>>()
+        var replies = CircularBuffer<(offset: Int, future: EventLoopFuture<PipelineOutcome>)>()
+        func awaitReply() async throws {
+            let (offset, future) = replies.removeFirst()
+            total.merge(try await mapErrors { try await future.get() }, offset: offset)
+        }
+        while let batch = try await nextBatch() {
+            guard !batch.isEmpty else { continue }
+            let promise = channel.eventLoop.makePromise(of: PipelineOutcome.self)
+            let writePromise = channel.eventLoop.makePromise(of: Void.self)
+            channel.writeAndFlush(ValkeyRequest.counting(batch.buffer, count: batch.count, promise), promise: writePromise)
+            let write = writePromise.futureResult
+            write.whenFailure { [server = serverDescription] error in
+                promise.fail(ValkeyChannelHandler.classify(error, server: server))
+            }
+            writes.append(write)
+            replies.append((written, promise.futureResult))
+            written += batch.count
+            if writes.count >= 2 {
+                let oldest = writes.removeFirst()
+                try await mapErrors { try await oldest.get() }
+            }
+            // Replies of long-finished batches are folded in so the list stays short.
+            while replies.count > 16 {
+                try await awaitReply()
+            }
+        }
+        while !replies.isEmpty {
+            try await awaitReply()
+        }
+        return total
+    }
+
+    /// Closes the connection; pending commands fail with `.connectionClosed`.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    // MARK: Plumbing
+
+    private func submit<T: Sendable>(_ request: ValkeyRequest, _ promise: EventLoopPromise<T>) async throws -> T {
+        let writePromise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(request, promise: writePromise)
+        writePromise.futureResult.whenFailure { [server = serverDescription] error in
+            promise.fail(ValkeyChannelHandler.classify(error, server: server))
+        }
+        return try await mapErrors { try await promise.futureResult.get() }
+    }
+
+    private static func submitSingle(_ bytes: ByteBuffer, on channel: any Channel, server: String) async throws -> RESPValue {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        let writePromise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(ValkeyRequest.single(bytes, promise), promise: writePromise)
+        writePromise.futureResult.whenFailure { error in
+            promise.fail(ValkeyChannelHandler.classify(error, server: server))
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch {
+            throw ValkeyChannelHandler.classify(error, server: server)
+        }
+    }
+
+    private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw ValkeyChannelHandler.classify(error, server: serverDescription)
+        }
+    }
+}

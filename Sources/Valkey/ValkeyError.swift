@@ -1,0 +1,67 @@
+/// A failure talking to Valkey: which server, what kind, and a message that never holds a password.
+public struct ValkeyError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong. The program maps kinds to exit codes (SPEC §8):
+    /// - 64 (bad usage or configuration): `invalidConfiguration`, `authenticationFailed`,
+    ///   `tlsFailed` (a certificate or TLS setting the server or client rejects);
+    /// - 75 (temporary, retry on the next schedule): `connectionFailed`, `timeout`,
+    ///   `connectionClosed`, `protocolError`;
+    /// - 1 (a stage failed): `server`, an error reply to a command.
+    public enum Kind: Sendable, Hashable, CustomStringConvertible {
+        /// A bad URL, option or unreadable file; the message names the setting.
+        case invalidConfiguration
+        /// Unreachable, refused, DNS failure, or the connect timeout.
+        case connectionFailed
+        /// WRONGPASS, NOAUTH or NOPERM while authenticating (HELLO or AUTH).
+        case authenticationFailed
+        /// TLS handshake or certificate verification failed.
+        case tlsFailed
+        /// No reply within the command timeout; the connection was closed.
+        case timeout
+        /// The server closed the connection while commands were pending.
+        case connectionClosed
+        /// The server answered outside the RESP protocol.
+        case protocolError
+        /// The server answered a command with an error reply.
+        case server
+
+        /// The process exit code of SPEC §8 for this kind of failure.
+        public var exitCode: Int32 {
+            switch self {
+            case .invalidConfiguration, .authenticationFailed, .tlsFailed: return 64
+            case .connectionFailed, .timeout, .connectionClosed, .protocolError: return 75
+            case .server: return 1
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .invalidConfiguration: return "invalid configuration"
+            case .connectionFailed: return "connection failed"
+            case .authenticationFailed: return "authentication failed"
+            case .tlsFailed: return "TLS failed"
+            case .timeout: return "timeout"
+            case .connectionClosed: return "connection closed"
+            case .protocolError: return "protocol error"
+            case .server: return "server error"
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// `host:port`, when the failure concerns a server.
+    public var server: String?
+    public var message: String
+
+    public init(_ kind: Kind, server: String?, message: String) {
+        self.kind = kind
+        self.server = server
+        self.message = message
+    }
+
+    public var description: String {
+        if let server {
+            return "Valkey \(server): \(kind): \(message)"
+        }
+        return "Valkey: \(kind): \(message)"
+    }
+}

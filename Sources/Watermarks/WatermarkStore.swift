@@ -1,0 +1,51 @@
+import Postgres
+import RESP
+import Valkey
+
+/// Reads and advances the watermark of each log table (SPEC §3 `sync:watermark:${table}`).
+public struct WatermarkStore: Sendable {
+    public let connection: ValkeyConnection
+    private let keyForTable: @Sendable (String) -> String
+
+    /// `keyForTable` gives the full key (prefix included) of a table's watermark.
+    public init(connection: ValkeyConnection, keyForTable: @escaping @Sendable (String) -> String) {
+        self.connection = connection
+        self.keyForTable = keyForTable
+    }
+
+    public func key(for table: String) -> String { keyForTable(table) }
+
+    /// The stored text, verbatim (nil when absent): what `status` prints.
+    public func rawValue(for table: String) async throws -> String? {
+        try await connection.send("GET", key(for: table)).string
+    }
+
+    /// The table's watermark; nil when it was never set.
+    public func read(_ table: String) async throws -> PostgresTimestamp? {
+        guard let text = try await rawValue(for: table) else { return nil }
+        guard let value = PostgresTimestamp(rfc3339: text) else {
+            throw WatermarkError(key: key(for: table), value: text)
+        }
+        return value
+    }
+
+    /// Moves the watermark to `value` unless it already stands there or later; a watermark
+    /// never moves backwards. Call it only once every command of the page was acknowledged.
+    /// Returns the watermark after the call.
+    @discardableResult
+    public func advance(_ table: String, to value: PostgresTimestamp) async throws -> PostgresTimestamp {
+        // One run at a time holds the lock (SPEC §8), so read-then-write cannot race another run.
+        if let current = try await read(table), current >= value { return current }
+        _ = try await connection.send("SET", key(for: table), value.rfc3339)
+        return value
+    }
+}
+
+/// A watermark key that holds something other than an RFC 3339 timestamp.
+public struct WatermarkError: Error, Sendable, CustomStringConvertible {
+    public var key: String
+    public var value: String
+    public var description: String {
+        "watermark \(key) holds \"\(value.prefix(64))\", which is not an RFC 3339 timestamp; fix or delete the key"
+    }
+}

@@ -1,0 +1,101 @@
+/// The configurable key names of SPEC §3, with the key prefix.
+public struct KeyTemplates: Sendable {
+    /// One configurable key of SPEC §3 (the NAME of `--key-template NAME=TEMPLATE`).
+    public enum Name: String, Sendable, CaseIterable {
+        case usageLog = "usage_log"
+        case usageLogsIndex = "usage_logs_index"
+        case usageLogsIndexApiKey = "usage_logs_index_api_key"
+        case usageLogsIndexAsset = "usage_logs_index_asset"
+        case reportUsageLog = "report_usage_log"
+        case reportUsageLogsIndex = "report_usage_logs_index"
+        case reportUsageLogsIndexApiKey = "report_usage_logs_index_api_key"
+        case apiKey = "api_key"
+        case appParams = "app_params"
+        case watermark = "watermark"
+        case searchIndex = "search_index"
+        case searchIndexLegacy = "search_index_legacy"
+        case lastRun = "last_run"
+
+        public var defaultTemplate: String {
+            switch self {
+            case .usageLog: "usage_log:${id}"
+            case .usageLogsIndex: "usage_logs:index"
+            case .usageLogsIndexApiKey: "usage_logs:index:api_key:${api_key_id}"
+            case .usageLogsIndexAsset: "usage_logs:index:asset:${asset}"
+            case .reportUsageLog: "report_usage_log:${id}"
+            case .reportUsageLogsIndex: "report_usage_logs:index"
+            case .reportUsageLogsIndexApiKey: "report_usage_logs:index:api_key:${api_key_id}"
+            case .apiKey: "api_key:${api_key}"
+            case .appParams: "app:params"
+            case .watermark: "sync:watermark:${table}"
+            case .searchIndex: "search:index:${lang}"
+            case .searchIndexLegacy: "search:index"
+            case .lastRun: "sync:last_run"
+            }
+        }
+
+        /// What the template's placeholders may name.
+        public var allowedFields: Set<String> {
+            switch self {
+            case .usageLog, .usageLogsIndex, .usageLogsIndexApiKey, .usageLogsIndexAsset:
+                Set(SourceTable.usageLogs.columns)
+            case .reportUsageLog, .reportUsageLogsIndex, .reportUsageLogsIndexApiKey:
+                Set(SourceTable.reportUsageLogs.columns)
+            case .apiKey: Set(SourceTable.apiKeys.columns)
+            case .watermark: ["table"]
+            case .searchIndex: ["lang"]
+            case .appParams, .searchIndexLegacy, .lastRun: []
+            }
+        }
+    }
+
+    /// Prepended to every key the job writes.
+    public let prefix: String
+    private let templates: [Name: KeyTemplate]
+
+    /// The defaults of SPEC §3 with `overrides` (NAME → TEMPLATE) applied; validates every one.
+    public init(prefix: String = "", overrides: [String: String] = [:]) throws(KeyTemplateError) {
+        self.prefix = prefix
+        var templates: [Name: KeyTemplate] = [:]
+        for (name, text) in overrides {
+            guard let key = Name(rawValue: name) else {
+                let known = Name.allCases.map(\.rawValue).joined(separator: ", ")
+                throw KeyTemplateError(name: name, template: text, problem: "no such key; known names: \(known)")
+            }
+            templates[key] = try KeyTemplate(text, allowedFields: key.allowedFields, name: name)
+        }
+        for key in Name.allCases where templates[key] == nil {
+            templates[key] = try KeyTemplate(key.defaultTemplate, allowedFields: key.allowedFields, name: key.rawValue)
+        }
+        self.templates = templates
+    }
+
+    /// Parses `NAME=TEMPLATE` items (flags, or the comma-separated SYNC_KEY_TEMPLATES).
+    public static func parseOverrides(_ items: [String]) throws(KeyTemplateError) -> [String: String] {
+        var result: [String: String] = [:]
+        for item in items {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw KeyTemplateError(name: item, template: "", problem: "expected NAME=TEMPLATE")
+            }
+            result[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        return result
+    }
+
+    public subscript(_ name: Name) -> KeyTemplate { templates[name]! }
+
+    /// The full key of a template without placeholders, or with the given values.
+    public func key(_ name: Name, _ values: [String: String] = [:]) -> String {
+        // Placeholders were validated at start-up; a missing value here is a programming error.
+        guard let key = self[name].render(prefix: prefix, values) else {
+            preconditionFailure("key template \(name.rawValue) rendered without all its values")
+        }
+        return key
+    }
+
+    /// The bookkeeping set listing every index key written for a table (SPEC §3 `sync:`),
+    /// so that retention finds the per-key and per-asset indexes without scanning the keyspace.
+    public func indexRegistryKey(table: String) -> String {
+        prefix + "sync:indexes:" + table
+    }
+}
