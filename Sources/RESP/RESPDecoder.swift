@@ -68,11 +68,22 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         self.limits = limits
     }
 
+    /// Buffers larger than this are checked for a complete reply before values are built.
+    static let completenessCheckThreshold = 16 * 1024
+
     /// Decodes one reply and moves the reader index past it, or returns nil (index unmoved).
     public mutating func decode(buffer: inout ByteBuffer) throws -> RESPValue? {
         guard buffer.readableBytes > 0 else { return nil }
         let source = buffer
         let outcome: (RESPValue, Int)? = try source.withUnsafeReadableBytes { bytes in
+            // A large reply arrives in many reads and is re-parsed from its start each time:
+            // check completeness with the allocation-free skipper first, so that only the
+            // last attempt builds values (otherwise a multi-megabyte reply costs quadratic
+            // allocations).
+            if bytes.count > Self.completenessCheckThreshold {
+                var skipper = RESPParser(bytes: bytes, source: source, limits: limits)
+                guard try skipper.skipValue(depth: 0) else { return nil }
+            }
             var parser = RESPParser(bytes: bytes, source: source, limits: limits)
             guard let value = try parser.parseValue(depth: 0) else { return nil }
             return (value, parser.position)

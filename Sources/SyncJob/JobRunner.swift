@@ -74,7 +74,16 @@ struct JobRunner {
         case .usageLogs, .reportLogs:
             try await LogCopyStage(stage, configuration: configuration, dryRun: dryRun, logger: logger)
                 .run(postgres: postgres, valkey: valkey, report: &report)
-        case .params, .apiKeys, .retention, .searchIndex:
+        case .params:
+            try await ParamsStage(configuration: configuration, dryRun: dryRun)
+                .run(postgres: postgres, valkey: valkey, report: &report)
+        case .apiKeys:
+            try await APIKeysStage(configuration: configuration, dryRun: dryRun, logger: logger)
+                .run(postgres: postgres, valkey: valkey, report: &report)
+        case .retention:
+            try await RetentionStage(configuration: configuration, dryRun: dryRun, logger: logger)
+                .run(postgres: postgres, valkey: valkey, report: &report)
+        case .searchIndex:
             throw StageFailure("the \(stage.rawValue) stage is not built yet")
         }
     }

@@ -76,8 +76,12 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
         case .counting(let b, let n, let p): bytes = b; sink = .counting(count: n, p)
         }
         if let failure {
-            sink.fail(failure)
-            promise?.fail(failure)
+            // Work sent after the failure never reached the server: that is a closed
+            // connection, whatever closed it.
+            let closed = failure.kind == .connectionClosed ? failure
+                : ValkeyError(.connectionClosed, server: server, message: "the connection was closed after an earlier failure (\(failure.kind): \(failure.message))")
+            sink.fail(closed)
+            promise?.fail(closed)
             return
         }
         let wasIdle = sinks.isEmpty

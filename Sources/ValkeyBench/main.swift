@@ -4,7 +4,8 @@
 // Usage: ValkeyBench [N]   (N commands, default 1,000,000)
 // Reads SYNC_TEST_VALKEY_URL (or VALKEY_URL) and SYNC_TEST_VALKEY_CLI. Everything happens in
 // database 9 (BENCH_DB to change it), which is emptied with FLUSHDB before and after each
-// half: never FLUSHALL, never database 0 of the shared server.
+// half: never FLUSHALL, never database 0 of the shared server. BENCH_ENCODE_ONLY=1 also
+// prints the time spent encoding alone.
 import Foundation
 import RESP
 import Valkey

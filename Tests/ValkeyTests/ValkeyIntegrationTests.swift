@@ -84,6 +84,29 @@ import Valkey
         await connection.close()
     }
 
+    @Test func streamingFromAnAsyncSequenceReportsStreamIndices() async throws {
+        let connection = try await ValkeyConnection.connect(try TestServers.valkey())
+        let prefix = TestServers.keyPrefix("stream")
+        _ = try await connection.send("SET", prefix + "string", "x")
+        let batches = AsyncStream<CommandBatch> { continuation in
+            for b in 0..<5 {
+                var batch = CommandBatch()
+                for i in 0..<100 { batch.append("SADD", prefix + "set", "\(b * 100 + i)") }
+                if b == 3 { batch.append("SADD", prefix + "string", "boom") }  // command 400 + 300 = index 400
+                continuation.yield(batch)
+            }
+            continuation.yield(CommandBatch())  // empty batches are skipped
+            continuation.finish()
+        }
+        let outcome = try await connection.executeStreaming(batches)
+        #expect(outcome.commandCount == 501)
+        #expect(outcome.errorCount == 1)
+        #expect(outcome.firstErrors.map(\.index) == [400])
+        #expect(try await connection.send("SCARD", prefix + "set").int == 500)
+        _ = try await connection.send("DEL", prefix + "set", prefix + "string")
+        await connection.close()
+    }
+
     @Test func refusedConnection() async throws {
         var configuration = try ValkeyConfiguration(url: "valkey://127.0.0.1:1")
         configuration.connectTimeout = .seconds(2)
