@@ -14,7 +14,7 @@ struct APIKeysStage {
 
     var registryKey: String { configuration.keys.prefix + "sync:api_keys" }
 
-    func run(postgres: PostgresConnection, valkey: ValkeyConnection, report: inout StageReport) async throws {
+    func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let columns = SourceTable.apiKeys.columns
         let rows = try await postgres.query(
             "select " + columns.map(quoteIdentifier).joined(separator: ", ") + " from api_keys order by id")
@@ -82,14 +82,13 @@ struct APIKeysStage {
             if batch.count >= configuration.batchSize { try await send(&batch, valkey) }
         }
         try await send(&batch, valkey)
-        for chunk in stale.sorted().chunks(of: 1000) {
-            batch.append(["DEL"] + chunk)
-            batch.append(["SREM", registryKey] + chunk)
-        }
+        // One DEL per key: in cluster mode the keys live in different slots.
+        for key in stale.sorted() { batch.append("DEL", key) }
+        for chunk in stale.sorted().chunks(of: 1000) { batch.append(["SREM", registryKey] + chunk) }
         try await send(&batch, valkey)
     }
 
-    private func registeredKeys(_ valkey: ValkeyConnection) async throws -> Set<String> {
+    private func registeredKeys(_ valkey: any ValkeyClient) async throws -> Set<String> {
         var keys = Set<String>()
         var cursor = "0"
         repeat {
@@ -103,7 +102,7 @@ struct APIKeysStage {
         return keys
     }
 
-    private func send(_ batch: inout CommandBatch, _ valkey: ValkeyConnection) async throws {
+    private func send(_ batch: inout CommandBatch, _ valkey: any ValkeyClient) async throws {
         guard !batch.isEmpty else { return }
         let outcome = try await valkey.executeCountingErrors(batch)
         batch.removeAll(keepingCapacity: true)

@@ -4,14 +4,16 @@ import Logging
 import Postgres
 import Valkey
 
-/// One run: resolves the configuration, connects, runs the stages in order, prints their
-/// summaries, and turns the outcome into the exit code of SPEC §8.
-struct JobRunner {
+/// One invocation: resolves the configuration, connects, takes the run lock when the work
+/// writes, runs it, records the summary, and turns the outcome into the exit code of SPEC §8.
+struct JobRunner: Sendable {
     let configuration: Configuration
     let dryRun: Bool
     let logger: Logger
+    let command: String
 
-    static func start(settings: SettingsOptions, stages: [Stage], dryRun: Bool) async throws {
+    /// Resolves settings (exit 64 on a bad one) and sets up logging and signal handling.
+    static func make(_ settings: SettingsOptions, command: String, dryRun: Bool = false) throws -> JobRunner {
         let configuration: Configuration
         do {
             configuration = try Configuration(settings)
@@ -20,55 +22,88 @@ struct JobRunner {
             throw ExitCode(64)
         }
         LogLineHandler.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
-        let runner = JobRunner(configuration: configuration, dryRun: dryRun, logger: Logger(label: "sync-job"))
-        let code = await runner.run(stages)
-        if code != 0 { throw ExitCode(code) }
+        let logger = Logger(label: "sync-job")
+        Shutdown.shared.install { signal in
+            logger.notice("signal received: finishing the batch in flight, then stopping (a second signal stops at once)",
+                          metadata: ["signal": "\(signal)"])
+        }
+        return JobRunner(configuration: configuration, dryRun: dryRun, logger: logger, command: command)
     }
 
-    /// Runs the stages; returns the exit code.
-    func run(_ stages: [Stage]) async -> Int32 {
+    /// Connects to both servers (and takes the run lock when `locking`), runs `work`, closes.
+    /// Returns the exit code; `work` returns its own.
+    func withConnections(locking: Bool,
+                         _ work: (PostgresConnection, any ValkeyClient) async -> Int32) async -> Int32 {
         let postgres: PostgresConnection
-        let valkey: ValkeyConnection
         do {
             postgres = try await PostgresConnection.connect(configuration.postgresConninfo)
         } catch {
             return fail(error, context: "connecting to PostgreSQL")
         }
         defer { postgres.close() }
+        if locking {
+            do {
+                guard try await RunLock.tryAcquire(postgres, prefix: configuration.keys.prefix) else {
+                    let holder = await RunLock.holder(postgres, prefix: configuration.keys.prefix)
+                    let message = "another sync-job run holds the lock" + (holder.map { " (PostgreSQL backend \($0))" } ?? "")
+                        + "; this run stops, the next scheduled one will retry"
+                    logger.warning("\(message)")
+                    FileHandle.standardError.write(Data("sync-job: \(message)\n".utf8))
+                    return 75
+                }
+            } catch {
+                return fail(error, context: "taking the run lock")
+            }
+        }
+        let valkey: any ValkeyClient
         do {
             valkey = try await ValkeyConnection.connect(configuration.valkey)
         } catch {
             return fail(error, context: "connecting to Valkey")
         }
+        let code = await work(postgres, valkey)
+        await valkey.close()
+        return code
+    }
+
+    /// Runs the stages in order and records the run. A server that fails ends the run; a
+    /// stage's own failure (exit 1) lets the others run.
+    func runStages(_ stages: [Stage], postgres: PostgresConnection, valkey: any ValkeyClient,
+                   body: ((Stage, inout StageReport) async throws -> Void)? = nil) async -> Int32 {
+        var summary = RunSummary(command: command, dryRun: dryRun)
         var exitCode: Int32 = 0
         for stage in stages {
+            if Shutdown.shared.requested != nil { break }
             var report = StageReport(stage: stage)
             let started = ContinuousClock.now
             do {
-                try await runStage(stage, postgres: postgres, valkey: valkey, report: &report)
+                if let body {
+                    try await body(stage, &report)
+                } else {
+                    try await runStage(stage, postgres: postgres, valkey: valkey, report: &report)
+                }
             } catch {
                 let code = Self.exitCode(for: error)
                 report.failure = "\(error)"
                 report.seconds = (ContinuousClock.now - started).seconds
                 print(report.summaryLine)
                 logger.error("stage failed", metadata: ["stage": "\(stage.rawValue)", "error": "\(error)", "exit_code": "\(code)"])
-                // A server that went away or refused us ends the run; a stage's own failure does not.
-                if code != 1 {
-                    await valkey.close()
-                    return code
-                }
-                exitCode = 1
+                summary.stages.append(report)
+                exitCode = code
+                if code != 1 { break }
                 continue
             }
             report.seconds = (ContinuousClock.now - started).seconds
             print(report.summaryLine)
-            logger.info("stage done", metadata: ["stage": "\(stage.rawValue)", "seconds": "\(report.seconds)"])
+            logger.info("stage done", metadata: report.metadata)
+            summary.stages.append(report)
         }
-        await valkey.close()
+        summary.finish(exitCode: exitCode, interruptedBy: Shutdown.shared.requested)
+        await record(summary, valkey: valkey)
         return exitCode
     }
 
-    private func runStage(_ stage: Stage, postgres: PostgresConnection, valkey: ValkeyConnection,
+    private func runStage(_ stage: Stage, postgres: PostgresConnection, valkey: any ValkeyClient,
                           report: inout StageReport) async throws {
         switch stage {
         case .usageLogs, .reportLogs:
@@ -84,11 +119,30 @@ struct JobRunner {
             try await RetentionStage(configuration: configuration, dryRun: dryRun, logger: logger)
                 .run(postgres: postgres, valkey: valkey, report: &report)
         case .searchIndex:
-            throw StageFailure("the \(stage.rawValue) stage is not built yet")
+            try await SearchIndexStage(configuration: configuration, dryRun: dryRun, logger: logger)
+                .run(valkey: valkey, report: &report)
         }
     }
 
-    private func fail(_ error: any Error, context: String) -> Int32 {
+    /// Writes the summary to `sync:last_run` (not on a dry run) and the metrics file.
+    private func record(_ summary: RunSummary, valkey: any ValkeyClient) async {
+        if !dryRun {
+            do {
+                _ = try await valkey.send("SET", configuration.keys.key(.lastRun), summary.json)
+            } catch {
+                logger.warning("could not write the run summary", metadata: ["error": "\(error)"])
+            }
+        }
+        if let path = configuration.metricsFile {
+            do {
+                try MetricsFile(path: path).write(summary)
+            } catch {
+                logger.warning("could not write the metrics file", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    func fail(_ error: any Error, context: String) -> Int32 {
         let code = Self.exitCode(for: error)
         logger.error("\(context) failed", metadata: ["error": "\(error)", "exit_code": "\(code)"])
         FileHandle.standardError.write(Data("sync-job: \(context): \(error)\n".utf8))
@@ -111,6 +165,12 @@ struct JobRunner {
         default:
             return 1
         }
+    }
+
+    /// Ends the invocation: by the signal that stopped it, else with `code`.
+    static func finish(_ code: Int32) throws {
+        if let signal = Shutdown.shared.requested { Shutdown.exit(by: signal) }
+        if code != 0 { throw ExitCode(code) }
     }
 }
 

@@ -24,7 +24,7 @@ struct LogCopyStage: Sendable {
         self.logger = logger
     }
 
-    func run(postgres: PostgresConnection, valkey: ValkeyConnection, report: inout StageReport) async throws {
+    func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let store = WatermarkStore(connection: valkey) { [keys = configuration.keys] table in
             keys.key(.watermark, ["table": table])
         }
@@ -39,6 +39,13 @@ struct LogCopyStage: Sendable {
         ])
         let outcome = try await copy(window: window, cutoff: cutoff, postgres: postgres, valkey: valkey,
                                      store: store, watermark: watermark)
+        report.fact("watermark_after", dryRun ? (watermark?.rfc3339 ?? "none") : (outcome.watermark?.rfc3339 ?? "none"))
+        if let newest = try await KeysetPageReader(connection: postgres, table: table.name, columns: ["id"], pageSize: 1).newestTimestamp(),
+           let after = dryRun ? watermark : outcome.watermark {
+            let lag = Double(max(0, newest.microsecondsSinceEpoch - after.microsecondsSinceEpoch)) / 1e6
+            report.fact("lag_seconds", String(format: "%.3f", lag))
+        }
+        if outcome.interrupted { report.fact("stopped", "by signal, after the batch in flight") }
         let nullTimestamps = try await postgres.query(
             "select count(*) from \(quoteIdentifier(table.name)) where \"timestamp\" is null")
         report.count("read", outcome.read)
@@ -47,25 +54,48 @@ struct LogCopyStage: Sendable {
         report.count("skipped_null_timestamp", try nullTimestamps.first?[0].decode(Int.self) ?? 0)
         if !outcome.skippedNullKey.isEmpty { report.count("skipped_null_key", outcome.skippedNullKey.count) }
         report.count("pages", outcome.pages)
-        report.fact("watermark_after", dryRun ? (watermark?.rfc3339 ?? "none") : (outcome.watermark?.rfc3339 ?? "none"))
+    }
+
+    /// `backfill`: re-copies [since, until) without reading or moving the watermark.
+    func backfill(since: PostgresTimestamp, until: PostgresTimestamp?, postgres: PostgresConnection,
+                  valkey: any ValkeyClient, report: inout StageReport) async throws {
+        let databaseNow = try await postgres.databaseNow()
+        let cutoff = PostgresTimestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
+        let end = min(until ?? databaseNow.moved(by: .zero - configuration.settle), databaseNow.moved(by: .zero - configuration.settle))
+        let window = ReadWindow(from: max(since, cutoff), until: end)
+        if since < cutoff {
+            logger.notice("backfill starts at the retention cutoff: older rows would expire at once",
+                          metadata: ["since": "\(since.rfc3339)", "cutoff": "\(cutoff.rfc3339)"])
+        }
+        report.fact("range", "\(window)")
+        let outcome = try await copy(window: window, cutoff: cutoff, postgres: postgres, valkey: valkey, store: nil, watermark: nil)
+        report.count("read", outcome.read)
+        report.count(dryRun ? "would_write" : "written", outcome.written)
+        report.count("skipped_too_old", outcome.skippedTooOld)
+        report.count("pages", outcome.pages)
+        if outcome.interrupted { report.fact("stopped", "by signal, after the batch in flight") }
     }
 
     struct Outcome {
         var read = 0, written = 0, skippedTooOld = 0, pages = 0
         var skippedNullKey: [String] = []
         var watermark: PostgresTimestamp?
+        var interrupted = false
     }
 
     /// Copies `window`; also the core of `backfill`, which passes `store: nil` so that no
     /// watermark moves.
     func copy(window: ReadWindow, cutoff: PostgresTimestamp, postgres: PostgresConnection,
-              valkey: ValkeyConnection, store: WatermarkStore?, watermark: PostgresTimestamp?) async throws -> Outcome {
+              valkey: any ValkeyClient, store: WatermarkStore?, watermark: PostgresTimestamp?) async throws -> Outcome {
         var outcome = Outcome(watermark: watermark)
         guard !window.isEmpty else { return outcome }
         let reader = KeysetPageReader(connection: postgres, table: table.name, columns: table.source.columns,
                                       pageSize: configuration.batchSize)
         let encoder = LogPageEncoder(table: table, templates: configuration.keys, retentionDays: configuration.retentionDays)
         var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
+        var progress = ProgressLine(label: stage.rawValue, window: window,
+                                    enabled: configuration.logFormat == .text && isatty(STDERR_FILENO) == 1)
+        defer { progress.finish() }
         // The reader fetches the next page while this loop waits for Valkey's replies.
         for try await page in reader.pages(from: window.from, until: window.until) {
             batch.removeAll(keepingCapacity: true)
@@ -91,6 +121,15 @@ struct LogCopyStage: Sendable {
             }
             if let last = pageOutcome.lastTimestamp, let store {
                 outcome.watermark = try await store.advance(table.name, to: last)
+            }
+            if let last = pageOutcome.lastTimestamp { progress.update(rows: outcome.read, at: last) }
+            if Shutdown.shared.requested != nil {
+                // The page is acknowledged and its watermark saved: a clean place to stop.
+                outcome.interrupted = true
+                logger.notice("stopping after the batch in flight", metadata: [
+                    "table": "\(table.name)", "watermark": "\(outcome.watermark?.rfc3339 ?? "none")",
+                ])
+                break
             }
             logger.debug("page written", metadata: [
                 "table": "\(table.name)", "rows": "\(pageOutcome.rows)", "commands": "\(batch.count)",

@@ -9,7 +9,7 @@ struct ParamsStage {
     let configuration: Configuration
     let dryRun: Bool
 
-    func run(postgres: PostgresConnection, valkey: ValkeyConnection, report: inout StageReport) async throws {
+    func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let rows = try await postgres.query("select name, value from application_parameters order by name")
         report.count("read", rows.count)
         let key = configuration.keys.key(.appParams)

@@ -16,7 +16,7 @@ struct RetentionStage {
     let logger: Logger
     let chunk = 1000
 
-    func run(postgres: PostgresConnection, valkey: ValkeyConnection, report: inout StageReport) async throws {
+    func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let now = try await postgres.databaseNow()
         let cutoff = PostgresTimestamp.retentionCutoff(now: now, days: configuration.retentionDays)
         // Members scored strictly below the cutoff's score are expired.
@@ -39,7 +39,7 @@ struct RetentionStage {
     }
 
     /// Deletes the entry hashes named by the global index's expired members, then the members.
-    private func expireEntries(_ table: LogTable, bound: String, valkey: ValkeyConnection) async throws -> (entries: Int, members: Int) {
+    private func expireEntries(_ table: LogTable, bound: String, valkey: any ValkeyClient) async throws -> (entries: Int, members: Int) {
         let keys = configuration.keys
         let global = keys.key(table.indexes[0])
         let entryTemplate = keys[table.entry]
@@ -58,15 +58,17 @@ struct RetentionStage {
             if ids.isEmpty { break }
             var batch = CommandBatch()
             if entryFromID {
-                let entryKeys = ids.compactMap { id in entryTemplate.render(prefix: keys.prefix, ["id": id]) }
-                batch.append(["UNLINK"] + entryKeys)
+                // One UNLINK per entry: in cluster mode the entries live in different slots.
+                for id in ids {
+                    if let key = entryTemplate.render(prefix: keys.prefix, ["id": id]) { batch.append("UNLINK", key) }
+                }
             }
             batch.append(["ZREM", global] + ids)
             let replies = try await valkey.execute(batch)
             if let failure = replies.first(where: \.isError) {
                 throw StageFailure("Valkey refused removing expired \(table.name) entries: \(failure.errorMessage ?? "?")")
             }
-            if entryFromID { entries += Int(replies[0].int ?? 0) }
+            entries += replies.dropLast().reduce(0) { $0 + Int($1.int ?? 0) }
             members += Int(replies.last?.int ?? 0)
             if ids.count < chunk { break }
         }
@@ -74,7 +76,7 @@ struct RetentionStage {
     }
 
     /// Trims every registered per-API-key and per-asset index key; forgets keys that became empty.
-    private func sweepIndexes(_ table: LogTable, bound: String, valkey: ValkeyConnection) async throws -> (members: Int, keys: Int) {
+    private func sweepIndexes(_ table: LogTable, bound: String, valkey: any ValkeyClient) async throws -> (members: Int, keys: Int) {
         let registry = configuration.keys.indexRegistryKey(table: table.name)
         let global = configuration.keys.key(table.indexes[0])
         var cursor = "0"

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The stages of SPEC §1, in the order a run performs them.
 enum Stage: String, CaseIterable, Sendable, Comparable {
@@ -33,6 +34,14 @@ struct StageReport: Sendable {
 
     mutating func fact(_ name: String, _ value: String) {
         if let index = facts.firstIndex(where: { $0.0 == name }) { facts[index].1 = value } else { facts.append((name, value)) }
+    }
+
+    /// The report as log metadata.
+    var metadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["stage": "\(stage.rawValue)", "seconds": "\(seconds)"]
+        for (name, value) in counts { metadata[name] = "\(value)" }
+        for (name, value) in facts { metadata[name] = "\(value)" }
+        return metadata
     }
 
     /// The one-line summary printed after the stage.

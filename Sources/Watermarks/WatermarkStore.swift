@@ -4,11 +4,11 @@ import Valkey
 
 /// Reads and advances the watermark of each log table (SPEC §3 `sync:watermark:${table}`).
 public struct WatermarkStore: Sendable {
-    public let connection: ValkeyConnection
+    public let connection: any ValkeyClient
     private let keyForTable: @Sendable (String) -> String
 
     /// `keyForTable` gives the full key (prefix included) of a table's watermark.
-    public init(connection: ValkeyConnection, keyForTable: @escaping @Sendable (String) -> String) {
+    public init(connection: any ValkeyClient, keyForTable: @escaping @Sendable (String) -> String) {
         self.connection = connection
         self.keyForTable = keyForTable
     }
@@ -45,6 +45,10 @@ public struct WatermarkStore: Sendable {
 public struct WatermarkError: Error, Sendable, CustomStringConvertible {
     public var key: String
     public var value: String
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
     public var description: String {
         "watermark \(key) holds \"\(value.prefix(64))\", which is not an RFC 3339 timestamp; fix or delete the key"
     }

@@ -1,0 +1,113 @@
+import Foundation
+
+/// What one run did: the JSON of `sync:last_run` and the source of the metrics file.
+struct RunSummary: Sendable {
+    var command: String
+    var dryRun: Bool
+    var startedAt = Date()
+    var finishedAt = Date()
+    var stages: [StageReport] = []
+    var exitCode: Int32 = 0
+    var interruptedBy: Int32?
+
+    init(command: String, dryRun: Bool) {
+        self.command = command
+        self.dryRun = dryRun
+    }
+
+    var outcome: String {
+        if interruptedBy != nil { return "interrupted" }
+        return exitCode == 0 ? "success" : "failed"
+    }
+
+    mutating func finish(exitCode: Int32, interruptedBy signal: Int32?) {
+        finishedAt = Date()
+        self.exitCode = exitCode
+        interruptedBy = signal
+    }
+
+    var json: String {
+        let stageObjects = stages.map { stage in
+            var fields = [
+                "\"stage\":\(JSONText.quote(stage.stage.rawValue))",
+                "\"seconds\":\(String(format: "%.3f", stage.seconds))",
+                "\"outcome\":\(JSONText.quote(stage.failure == nil ? "success" : "failed"))",
+                "\"counts\":{" + stage.counts.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}",
+            ]
+            if !stage.facts.isEmpty {
+                fields.append("\"facts\":{" + stage.facts.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}")
+            }
+            if let failure = stage.failure { fields.append("\"error\":\(JSONText.quote(failure))") }
+            return "{" + fields.joined(separator: ",") + "}"
+        }
+        let fields = [
+            "\"command\":\(JSONText.quote(command))",
+            "\"outcome\":\(JSONText.quote(outcome))",
+            "\"exit_code\":\(exitCode)",
+            "\"started_at\":\(JSONText.quote(Self.timestamp(startedAt)))",
+            "\"finished_at\":\(JSONText.quote(Self.timestamp(finishedAt)))",
+            "\"seconds\":\(String(format: "%.3f", finishedAt.timeIntervalSince(startedAt)))",
+            "\"host\":\(JSONText.quote(ProcessInfo.processInfo.hostName))",
+            "\"stages\":[" + stageObjects.joined(separator: ",") + "]",
+        ]
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+}
+
+/// Prometheus text format for node_exporter's textfile collector, written atomically
+/// (temporary file + rename) so the collector never reads half a file.
+struct MetricsFile {
+    let path: String
+
+    func write(_ summary: RunSummary) throws {
+        let previous = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        func previousValue(_ name: String) -> Double? {
+            previous.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let finished = summary.finishedAt.timeIntervalSince1970
+        let success = summary.outcome == "success"
+        let lastSuccess = success ? finished : (previousValue("sync_job_last_success_timestamp_seconds") ?? 0)
+        let failures = (previousValue("sync_job_failures_total") ?? 0) + (success ? 0 : 1)
+        var lines: [String] = []
+        func metric(_ name: String, _ help: String, _ type: String, _ samples: [(labels: String, value: Double)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            for sample in samples {
+                let value = sample.value.rounded() == sample.value && abs(sample.value) < 1e15
+                    ? String(Int64(sample.value)) : String(sample.value)
+                lines.append(sample.labels.isEmpty ? "\(name) \(value)" : "\(name){\(sample.labels)} \(value)")
+            }
+        }
+        metric("sync_job_last_run_timestamp_seconds", "When the last run finished (Unix time).", "gauge", [("", finished)])
+        metric("sync_job_last_success_timestamp_seconds", "When the last successful run finished (Unix time).", "gauge", [("", lastSuccess)])
+        metric("sync_job_last_run_success", "1 if the last run succeeded, else 0.", "gauge", [("", success ? 1 : 0)])
+        metric("sync_job_last_run_exit_code", "Exit code of the last run.", "gauge", [("", Double(summary.exitCode))])
+        metric("sync_job_failures_total", "Runs that failed or were interrupted, since the metrics file was created.", "counter", [("", failures)])
+        metric("sync_job_run_duration_seconds", "Duration of the last run.", "gauge",
+               [("", summary.finishedAt.timeIntervalSince(summary.startedAt))])
+        metric("sync_job_stage_duration_seconds", "Duration of each stage in the last run.", "gauge",
+               summary.stages.map { ("stage=\"\($0.stage.rawValue)\"", $0.seconds) })
+        metric("sync_job_stage_success", "1 if the stage succeeded in the last run, else 0.", "gauge",
+               summary.stages.map { ("stage=\"\($0.stage.rawValue)\"", $0.failure == nil ? 1 : 0) })
+        metric("sync_job_stage_rows", "Rows (or items) each stage handled in the last run, by kind.", "gauge",
+               summary.stages.flatMap { stage in stage.counts.map { ("stage=\"\(stage.stage.rawValue)\",kind=\"\($0.0)\"", Double($0.1)) } })
+        metric("sync_job_lag_seconds", "How far the watermark trails the newest source row, after the last run.", "gauge",
+               summary.stages.compactMap { stage in
+                   stage.facts.first { $0.0 == "lag_seconds" }.flatMap { Double($0.1) }
+                       .map { ("table=\"\(stage.stage == .usageLogs ? "usage_logs" : "report_usage_logs")\"", $0) }
+               })
+        let text = lines.joined(separator: "\n") + "\n"
+        let temporary = path + ".tmp.\(getpid())"
+        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ConfigurationError(setting: "--metrics-file", problem: "cannot replace \(path): \(reason)")
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import RESP
+
+/// What the stages need from Valkey, standalone or cluster: single commands and pipelines.
+/// Every command of a batch must name its key first (argument 1) unless it takes none, and
+/// multi-key commands must keep their keys in one cluster slot, so that a cluster client can
+/// route each command by that key.
+public protocol ValkeyClient: Sendable {
+    /// `host:port` of the server (or the seed, for a cluster), for messages.
+    var serverDescription: String { get }
+    /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
+    func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument
+    /// Sends every command of `batch` and returns the replies in the batch's order; error
+    /// replies are `.error` values, only connection failures throw.
+    func execute(_ batch: CommandBatch) async throws -> [RESPValue]
+    /// Like `execute`, keeping only the error count and the first errors.
+    func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome
+    func close() async
+}
+
+extension ValkeyClient {
+    /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
+    public func send(_ arguments: String...) async throws -> RESPValue {
+        try await send(arguments)
+    }
+}
+
+extension ValkeyConnection: ValkeyClient {}
