@@ -38,7 +38,14 @@ final class Shutdown: Sendable {
     /// Ends the process by `number` with its default action.
     static func exit(by number: Int32) -> Never {
         Foundation.signal(number, SIG_DFL)
-        raise(number)
+        // Dispatch may block the signal in this thread: unblock it, and send it to the
+        // process so that any thread can take it.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, number)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        kill(getpid(), number)
+        usleep(200_000)
         _exit(128 + number)
     }
 }

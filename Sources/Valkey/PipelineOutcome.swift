@@ -9,6 +9,10 @@ public struct PipelineOutcome: Sendable {
     /// The first `keptErrorLimit` error replies; `index` is the command's position in the
     /// batch (or in the whole stream, for `executeStreaming`).
     public var firstErrors: [(index: Int, message: String)]
+    /// Every cluster redirection or temporary cluster error (MOVED, ASK, TRYAGAIN,
+    /// CLUSTERDOWN, LOADING) with its command index, all of them and not only the first:
+    /// the cluster client re-sends exactly those commands. Always empty on a standalone server.
+    var clusterRetries: [(index: Int, message: String)] = []
 
     public init(commandCount: Int = 0, errorCount: Int = 0, firstErrors: [(index: Int, message: String)] = []) {
         self.commandCount = commandCount
@@ -18,6 +22,9 @@ public struct PipelineOutcome: Sendable {
 
     mutating func recordError(at index: Int, _ message: String) {
         errorCount += 1
+        if ClusterRedirect(message) != nil {
+            clusterRetries.append((index, message))
+        }
         if firstErrors.count < Self.keptErrorLimit {
             firstErrors.append((index, message))
         }

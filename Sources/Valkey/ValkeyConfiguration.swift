@@ -29,6 +29,9 @@ public struct ValkeyConfiguration: Sendable, CustomStringConvertible {
     public var commandTimeout: Duration = .seconds(30)
     /// Sent with HELLO as `SETNAME`, so `CLIENT LIST` shows who is connected.
     public var clientName: String?
+    /// Cluster mode from the URL's `?cluster=1` (or `0`); nil when the URL does not say, so
+    /// that the program's own setting or detection decides.
+    public var cluster: Bool?
 
     public static let defaultPort = 6379
 
@@ -49,8 +52,21 @@ public struct ValkeyConfiguration: Sendable, CustomStringConvertible {
             throw invalid("valkey-url scheme must be valkey, redis, valkeys or rediss")
         }
         var rest = url[url.index(colon, offsetBy: 3)...]
-        if rest.contains("?") || rest.contains("#") {
-            throw invalid("valkey-url: query parameters and fragments are not supported; use the TLS settings and the /db path")
+        if rest.contains("#") {
+            throw invalid("valkey-url: fragments are not supported")
+        }
+        cluster = nil
+        if let question = rest.firstIndex(of: "?") {
+            // The only option is cluster mode; TLS files and the database have settings of their own.
+            for option in rest[rest.index(after: question)...].split(separator: "&") {
+                switch option.lowercased() {
+                case "cluster", "cluster=1", "cluster=true", "cluster=yes", "cluster=on": cluster = true
+                case "cluster=0", "cluster=false", "cluster=no", "cluster=off": cluster = false
+                default:
+                    throw invalid("valkey-url: the only query parameter is cluster=1 or cluster=0; use the TLS settings and the /db path for the rest")
+                }
+            }
+            rest = rest[..<question]
         }
         var path: Substring = ""
         if let slash = rest.firstIndex(of: "/") {
@@ -141,6 +157,7 @@ public struct ValkeyConfiguration: Sendable, CustomStringConvertible {
         if let certFile { options.append("cert-file: \(certFile)") }
         if let keyFile { options.append("key-file: \(keyFile)") }
         if let tlsServerName { options.append("tls-server-name: \(tlsServerName)") }
+        if let cluster { options.append("cluster: \(cluster)") }
         if !options.isEmpty { text += " (\(options.joined(separator: ", ")))" }
         return text
     }

@@ -171,17 +171,31 @@ public final class ValkeyConnection: Sendable {
     /// Sends every command of `batch` in one go and returns the replies in order. Error
     /// replies are returned as `.error` values; only connection failures throw.
     public func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
-        guard !batch.isEmpty else { return [] }
+        try await execute(encoded: batch.buffer, count: batch.count)
+    }
+
+    /// `execute` for `count` commands already encoded in `bytes`, e.g. a cluster node's share
+    /// of a batch.
+    func execute(encoded bytes: ByteBuffer, count: Int) async throws -> [RESPValue] {
+        guard count > 0 else { return [] }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        return try await submit(.collect(batch.buffer, count: batch.count, promise), promise)
+        return try await submit(.collect(bytes, count: count, promise), promise)
     }
 
     /// Like `execute`, but keeps no replies: memory stays bounded whatever the batch size.
     public func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
-        guard !batch.isEmpty else { return PipelineOutcome() }
-        let promise = channel.eventLoop.makePromise(of: PipelineOutcome.self)
-        return try await submit(.counting(batch.buffer, count: batch.count, promise), promise)
+        try await executeCountingErrors(encoded: batch.buffer, count: batch.count)
     }
+
+    /// `executeCountingErrors` for `count` commands already encoded in `bytes`.
+    func executeCountingErrors(encoded bytes: ByteBuffer, count: Int) async throws -> PipelineOutcome {
+        guard count > 0 else { return PipelineOutcome() }
+        let promise = channel.eventLoop.makePromise(of: PipelineOutcome.self)
+        return try await submit(.counting(bytes, count: count, promise), promise)
+    }
+
+    /// False once the connection is closed, by either side.
+    var isActive: Bool { channel.isActive }
 
     /// Writes batch after batch while replies are being read, for streams of millions of
     /// commands: a new batch is taken only once the one before last reached the socket, so
