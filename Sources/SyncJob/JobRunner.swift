@@ -57,9 +57,22 @@ struct JobRunner: Sendable {
         }
         let valkey: any ValkeyClient
         do {
-            valkey = try await ValkeyConnection.connect(configuration.valkey)
+            valkey = try await ValkeyClients.connect(configuration.valkey, cluster: configuration.valkeyCluster ? true : nil)
         } catch {
             return fail(error, context: "connecting to Valkey")
+        }
+        // A server still loading its data set answers LOADING for a few seconds: wait for it.
+        for _ in 0..<40 {
+            do {
+                _ = try await valkey.send("PING")
+                break
+            } catch let error as ValkeyError where error.isTemporaryReply {
+                logger.notice("Valkey is not ready yet; waiting", metadata: ["reply": "\(error.message)"])
+                try? await Task.sleep(for: .milliseconds(500))
+            } catch {
+                await valkey.close()
+                return fail(error, context: "talking to Valkey")
+            }
         }
         let code = await work(postgres, valkey)
         await valkey.close()
@@ -153,7 +166,9 @@ struct JobRunner: Sendable {
     static func exitCode(for error: any Error) -> Int32 {
         switch error {
         case let error as ValkeyError:
-            return error.kind.exitCode
+            return error.isTemporaryReply ? 75 : error.kind.exitCode
+        case let failure as StageFailure where failure.temporary:
+            return 75
         case let error as PostgresError:
             switch error.kind {
             case .authenticationFailed: return 64

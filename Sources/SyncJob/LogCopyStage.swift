@@ -114,7 +114,7 @@ struct LogCopyStage: Sendable {
             if !batch.isEmpty {
                 let result = try await valkey.executeCountingErrors(batch)
                 guard result.errorCount == 0 else {
-                    throw StageFailure(
+                    throw StageFailure(temporary: result.firstErrors.contains { ValkeyError.isTemporaryReply($0.message) },
                         "Valkey refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
                             + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
                 }
@@ -143,7 +143,13 @@ struct LogCopyStage: Sendable {
 /// A stage that could not complete for a reason of its own (exit 1).
 struct StageFailure: Error, CustomStringConvertible {
     var description: String
+    /// The server answered that it cannot serve now (LOADING, TRYAGAIN, ...): exit 75.
+    var temporary = false
     init(_ description: String) { self.description = description }
+    init(temporary: Bool, _ description: String) {
+        self.description = description
+        self.temporary = temporary
+    }
 }
 
 func quoteIdentifier(_ name: String) -> String {

@@ -58,6 +58,14 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// An error reply saying the server cannot serve right now (loading its data, a cluster
+    /// reconfiguring, a busy script), which a later run will get past: exit 75, not 1.
+    public static func isTemporaryReply(_ message: String) -> Bool {
+        ["LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"].contains { message.hasPrefix($0) }
+    }
+
+    public var isTemporaryReply: Bool { kind == .server && Self.isTemporaryReply(message) }
+
     public var description: String {
         if let server {
             return "Valkey \(server): \(kind): \(message)"

@@ -198,7 +198,7 @@ import Testing
             }
             try await Task.sleep(for: .milliseconds(300))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await JobHarness.waitForExit(process)
             #expect(process.terminationReason == .uncaughtSignal, "the copy finished before it could be killed")
             let killedAt = try #require(try await job.string("sync:watermark:usage_logs"))
 

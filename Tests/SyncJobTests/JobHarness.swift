@@ -23,7 +23,14 @@ final class JobHarness: Sendable {
     let databaseURL: String
     let valkeyURL: String
     let postgres: PostgresConnection
+    /// A connection to the Valkey server (for a cluster harness: to the seed node only).
     let valkey: ValkeyConnection
+    /// The cluster client of a cluster harness (`make(cluster: true)`), nil otherwise.
+    let cluster: ValkeyClusterClient?
+    /// What the reading helpers use: the cluster client or the plain connection.
+    var client: any ValkeyClient { cluster ?? valkey }
+    /// False for a `twin`, which shares its schema with the harness that made it.
+    let ownsSchema: Bool
 
     static func variable(_ name: String) throws -> String {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
@@ -52,13 +59,46 @@ final class JobHarness: Sendable {
     }
 
     private init(schema: String, prefix: String, databaseURL: String, valkeyURL: String,
-                 postgres: PostgresConnection, valkey: ValkeyConnection) {
+                 postgres: PostgresConnection, valkey: ValkeyConnection,
+                 cluster: ValkeyClusterClient? = nil, ownsSchema: Bool = true) {
         self.schema = schema
         self.prefix = prefix
         self.databaseURL = databaseURL
         self.valkeyURL = valkeyURL
         self.postgres = postgres
         self.valkey = valkey
+        self.cluster = cluster
+        self.ownsSchema = ownsSchema
+    }
+
+    /// A fresh schema and key prefix, with Valkey the local cluster (SYNC_TEST_VALKEY_CLUSTER_URL)
+    /// when `cluster`, the standalone server otherwise.
+    static func make(cluster: Bool) async throws -> JobHarness {
+        let harness = try await make()
+        guard cluster else { return harness }
+        do {
+            return try await harness.twin(cluster: true, ownsSchema: true)
+        } catch {
+            await harness.tearDown()
+            throw error
+        }
+    }
+
+    /// A harness on the same schema, with the same key prefix, against the cluster or the
+    /// standalone server: the same run against both gives comparable snapshots.
+    func twin(cluster: Bool) async throws -> JobHarness {
+        try await twin(cluster: cluster, ownsSchema: false)
+    }
+
+    private func twin(cluster: Bool, ownsSchema: Bool) async throws -> JobHarness {
+        let url = try Self.variable(cluster ? "SYNC_TEST_VALKEY_CLUSTER_URL" : "SYNC_TEST_VALKEY_URL")
+        let configuration = try ValkeyConfiguration(url: url)
+        let connection = try await ValkeyConnection.connect(configuration)
+        let client = cluster ? try await ValkeyClusterClient.connect(configuration) : nil
+        let postgres = ownsSchema ? self.postgres : try await PostgresConnection.connect(databaseURL)
+        if ownsSchema { await valkey.close() }
+        return JobHarness(schema: schema, prefix: prefix, databaseURL: databaseURL, valkeyURL: url,
+                          postgres: postgres, valkey: connection, cluster: client, ownsSchema: ownsSchema)
     }
 
     /// A fresh schema holding the tables of schema/schema.sql, and a fresh key prefix.
@@ -82,13 +122,23 @@ final class JobHarness: Sendable {
 
     /// Drops the schema and every key under the prefix.
     func tearDown() async {
-        _ = try? await postgres.execute("drop schema \(schema) cascade")
+        if ownsSchema { _ = try? await postgres.execute("drop schema \(schema) cascade") }
         postgres.close()
         if let keys = try? await keys() {
-            for chunk in stride(from: 0, to: keys.count, by: 1000) {
-                _ = try? await valkey.send(["DEL"] + keys[chunk..<min(chunk + 1000, keys.count)])
+            if let cluster {
+                // One key per command: the keys live in many slots.
+                for chunk in stride(from: 0, to: keys.count, by: 1000) {
+                    var batch = CommandBatch()
+                    for key in keys[chunk..<min(chunk + 1000, keys.count)] { batch.append("UNLINK", key) }
+                    _ = try? await cluster.executeCountingErrors(batch)
+                }
+            } else {
+                for chunk in stride(from: 0, to: keys.count, by: 1000) {
+                    _ = try? await valkey.send(["DEL"] + keys[chunk..<min(chunk + 1000, keys.count)])
+                }
             }
         }
+        await cluster?.close()
         await valkey.close()
     }
 
@@ -151,33 +201,59 @@ final class JobHarness: Sendable {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        // Read both pipes while the process runs, so a chatty process never blocks on a full pipe.
-        async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        let (o, e) = await (stdout, stderr)
-        process.waitUntilExit()
+        // Read both pipes and wait on Dispatch threads, never on Swift's cooperative pool:
+        // blocking reads there would starve every other task of the test until the child ends.
+        let (o, e): (Data, Data) = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let group = DispatchGroup()
+                nonisolated(unsafe) var errData = Data()
+                group.enter()
+                DispatchQueue.global().async {
+                    errData = err.fileHandleForReading.readDataToEndOfFile()
+                    group.leave()
+                }
+                let outData = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: (outData, errData))
+            }
+        }
         return ProcessResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                              stderr: String(decoding: e, as: UTF8.self),
                              terminatedBySignal: process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Waits for a started process on a Dispatch thread, leaving the cooperative pool free.
+    static func waitForExit(_ process: Process) async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
     }
 
     // MARK: Reading Valkey
 
     /// Every key under the prefix (SCAN is fine in a test; the job never does it).
     func keys() async throws -> [String] {
-        var cursor = "0"
         var keys: [String] = []
-        repeat {
-            let reply = try await valkey.send("SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000")
-            guard let parts = reply.array, parts.count == 2 else { break }
-            cursor = parts[0].string ?? "0"
-            keys += parts[1].array?.compactMap(\.string) ?? []
-        } while cursor != "0"
+        // A SCAN sees one node: on a cluster, scan every primary.
+        let nodes = try await cluster?.primaries().map(\.connection) ?? [valkey]
+        for node in nodes {
+            var cursor = "0"
+            repeat {
+                let reply = try await node.send("SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000")
+                guard let parts = reply.array, parts.count == 2 else { break }
+                cursor = parts[0].string ?? "0"
+                keys += parts[1].array?.compactMap(\.string) ?? []
+            } while cursor != "0"
+        }
         return keys.sorted()
     }
 
     func hash(_ key: String) async throws -> [String: String] {
-        let reply = try await valkey.send("HGETALL", prefix + key)
+        let reply = try await client.send("HGETALL", prefix + key)
         var result: [String: String] = [:]
         for entry in reply.mapEntries ?? [] { result[entry.key.string ?? ""] = entry.value.string ?? "" }
         return result
@@ -189,7 +265,7 @@ final class JobHarness: Sendable {
         var start = 0
         let chunk = 5000
         while true {
-            let reply = try await valkey.send("ZRANGE", prefix + key, String(start), String(start + chunk - 1), "WITHSCORES")
+            let reply = try await client.send("ZRANGE", prefix + key, String(start), String(start + chunk - 1), "WITHSCORES")
             let items = reply.array ?? []
             if let first = items.first, first.array != nil {
                 // RESP3: [member, score] pairs.
@@ -210,11 +286,11 @@ final class JobHarness: Sendable {
     }
 
     func string(_ key: String) async throws -> String? {
-        try await valkey.send("GET", prefix + key).string
+        try await client.send("GET", prefix + key).string
     }
 
     func expireTime(_ key: String) async throws -> Int64? {
-        try await valkey.send("EXPIRETIME", prefix + key).int
+        try await client.send("EXPIRETIME", prefix + key).int
     }
 
     /// A canonical dump of everything under the prefix: types, values, scores and expiry.
@@ -223,14 +299,14 @@ final class JobHarness: Sendable {
         for key in try await keys() {
             let name = String(key.dropFirst(prefix.count))
             if excluded.contains(name) { continue }
-            let type = try await valkey.send("TYPE", key).string ?? "?"
-            let expiry = try await valkey.send("EXPIRETIME", key).int ?? 0
+            let type = try await client.send("TYPE", key).string ?? "?"
+            let expiry = try await client.send("EXPIRETIME", key).int ?? 0
             var body = ""
             switch type {
             case "hash": body = try await hash(name).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
             case "zset": body = try await sortedSet(name).sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: "\u{1}")
-            case "set": body = (try await valkey.send("SMEMBERS", key).array ?? []).compactMap(\.string).sorted().joined(separator: "\u{1}")
-            default: body = try await valkey.send("GET", key).string ?? ""
+            case "set": body = (try await client.send("SMEMBERS", key).array ?? []).compactMap(\.string).sorted().joined(separator: "\u{1}")
+            default: body = try await client.send("GET", key).string ?? ""
             }
             result[name] = "\(type)|\(expiry)|\(body)"
         }
@@ -239,8 +315,8 @@ final class JobHarness: Sendable {
 }
 
 /// Runs `body` with a fresh harness and always tears it down.
-func withHarness(_ body: (JobHarness) async throws -> Void) async throws {
-    let harness = try await JobHarness.make()
+func withHarness(cluster: Bool = false, _ body: (JobHarness) async throws -> Void) async throws {
+    let harness = try await JobHarness.make(cluster: cluster)
     do {
         try await body(harness)
         await harness.tearDown()

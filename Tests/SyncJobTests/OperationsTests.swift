@@ -111,7 +111,7 @@ import Valkey
                 try await Task.sleep(for: .milliseconds(20))
             }
             let second = try await job.run(["run", "--stage", "params"])
-            first.waitUntilExit()
+            await JobHarness.waitForExit(first)
             #expect(first.terminationStatus == 0)
             #expect(second.status == 75, "\(second.stdout)\(second.stderr)")
             #expect(second.stderr.contains("another sync-job run holds the lock"), "\(second.stderr)")
@@ -129,7 +129,7 @@ import Valkey
                 try await Task.sleep(for: .milliseconds(20))
             }
             kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+            await JobHarness.waitForExit(process)
             #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM,
                     "exit by the same signal; got \(process.terminationReason) \(process.terminationStatus)")
             let watermark = try #require(try await job.string("sync:watermark:usage_logs"))

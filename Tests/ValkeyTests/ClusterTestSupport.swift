@@ -1,0 +1,176 @@
+import Foundation
+import RESP
+import Testing
+import Valkey
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps tests that move slots or kill nodes of the local cluster (exclusive) away from the
+/// tests that merely use it (shared), across suites and test targets: an flock on a file
+/// beside the cluster's data.
+enum ClusterTestLock {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
+
+    static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
+        let fd = open(path, O_CREAT | O_RDWR, 0o644)
+        guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(path)") }
+        defer { close(fd) }
+        // Never block a thread of the shared pool: poll.
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try await body()
+    }
+}
+
+/// Direct connections to the nodes of the local test cluster (scripts/services), for what a
+/// test does behind the client's back: migrating slots, killing and restarting nodes.
+final class ClusterAdmin: Sendable {
+    struct Failure: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+    struct Node: Sendable {
+        let port: Int
+        let id: String
+        let connection: ValkeyConnection
+        var address: String { "127.0.0.1:\(port)" }
+    }
+
+    let nodes: [Node]
+
+    private init(nodes: [Node]) { self.nodes = nodes }
+
+    static var ports: [Int] {
+        get throws {
+            try TestServers.variable("SYNC_TEST_VALKEY_CLUSTER_PORTS").split(separator: ",").compactMap { Int($0) }
+        }
+    }
+
+    static func connect() async throws -> ClusterAdmin {
+        var nodes: [Node] = []
+        for port in try ports {
+            let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+            let id = try await connection.send("CLUSTER", "MYID").string ?? ""
+            nodes.append(Node(port: port, id: id, connection: connection))
+        }
+        return ClusterAdmin(nodes: nodes)
+    }
+
+    func close() async {
+        for node in nodes { await node.connection.close() }
+    }
+
+    func node(port: Int) throws -> Node {
+        guard let node = nodes.first(where: { $0.port == port }) else { throw Failure(message: "no cluster node on \(port)") }
+        return node
+    }
+
+    /// The node that serves `slot`, as the first node that answers knows it.
+    func owner(of slot: UInt16) async throws -> Node {
+        for node in nodes {
+            guard let reply = try? await node.connection.send("CLUSTER", "SLOTS") else { continue }
+            let map = try ClusterSlotMap(clusterSlots: reply, queried: ClusterNodeAddress(host: "127.0.0.1", port: node.port))
+            guard let owner = map.node(for: slot) else { throw Failure(message: "slot \(slot) has no owner") }
+            return try self.node(port: owner.port)
+        }
+        throw Failure(message: "no cluster node answered CLUSTER SLOTS")
+    }
+
+    /// Marks `slot` as moving from `source` to `target` (MIGRATING / IMPORTING).
+    func beginMigration(_ slot: UInt16, from source: Node, to target: Node) async throws {
+        _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id)
+        _ = try await source.connection.send("CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id)
+    }
+
+    /// Moves up to `limit` keys of `slot` (all when nil) with MIGRATE; returns how many moved.
+    @discardableResult
+    func moveKeys(_ slot: UInt16, from source: Node, to target: Node, limit: Int? = nil) async throws -> Int {
+        var moved = 0
+        while limit.map({ moved < $0 }) ?? true {
+            let want = min(100, (limit ?? Int.max) - moved)
+            let keys = try await source.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), String(want)).array?.compactMap(\.string) ?? []
+            if keys.isEmpty { break }
+            _ = try await source.connection.send(["MIGRATE", "127.0.0.1", String(target.port), "", "0", "10000", "REPLACE", "KEYS"] + keys)
+            moved += keys.count
+        }
+        return moved
+    }
+
+    /// Gives `slot` to `target` on every node (target first, as the cluster tutorial says).
+    func finishMigration(_ slot: UInt16, to target: Node) async throws {
+        _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
+        for node in nodes where node.port != target.port {
+            _ = try? await node.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
+        }
+    }
+
+    /// The whole migration of one slot.
+    func migrate(_ slot: UInt16, from source: Node, to target: Node) async throws {
+        try await beginMigration(slot, from: source, to: target)
+        try await moveKeys(slot, from: source, to: target)
+        try await finishMigration(slot, to: target)
+    }
+
+    /// Every node's count of error replies starting with `prefix` (INFO errorstats).
+    func errorCount(_ prefix: String) async throws -> Int {
+        var total = 0
+        for node in nodes {
+            let info = try await node.connection.send("INFO", "errorstats").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("errorstat_\(prefix):count=") {
+                total += Int(line.split(separator: "=").last ?? "") ?? 0
+            }
+        }
+        return total
+    }
+
+    /// SIGKILLs the node on `port` and waits until it is gone.
+    static func kill(port: Int) async throws {
+        let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+        let info = try await connection.send("INFO", "server").string ?? ""
+        await connection.close()
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = Int32(line.dropFirst("process_id:".count)) else { throw Failure(message: "no process_id from node \(port)") }
+        Glibc.kill(pid, SIGKILL)
+        for _ in 0..<100 where Glibc.kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// Starts the node on `port` again from its configuration in .services/cluster and waits
+    /// for `cluster_state:ok` on every node.
+    static func restart(port: Int) async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try TestServers.variable("SYNC_TEST_VALKEY_SERVER"))
+        process.arguments = [root.appendingPathComponent(".services/cluster/\(port)/valkey.conf").path]
+        try process.run()
+        process.waitUntilExit()
+        try await waitUntilHealthy()
+    }
+
+    static func waitUntilHealthy(seconds: Int = 30) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            var healthy = true
+            for port in try ports {
+                guard let connection = try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)")) else {
+                    healthy = false
+                    break
+                }
+                let info = (try? await connection.send("CLUSTER", "INFO").string) ?? ""
+                await connection.close()
+                if !info.contains("cluster_state:ok") { healthy = false; break }
+            }
+            if healthy { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw Failure(message: "the cluster did not return to cluster_state:ok within \(seconds) s")
+    }
+}
+
+extension TestServers {
+    static func cluster() throws -> ValkeyConfiguration {
+        try ValkeyConfiguration(url: try variable("SYNC_TEST_VALKEY_CLUSTER_URL"))
+    }
+}
