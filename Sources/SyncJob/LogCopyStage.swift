@@ -92,13 +92,33 @@ struct LogCopyStage: Sendable {
         let reader = KeysetPageReader(connection: postgres, table: table.name, columns: table.source.columns,
                                       pageSize: configuration.batchSize)
         let encoder = LogPageEncoder(table: table, templates: configuration.keys, retentionDays: configuration.retentionDays)
-        var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
         var progress = ProgressLine(label: stage.rawValue, window: window,
                                     enabled: configuration.logFormat == .text && isatty(STDERR_FILENO) == 1)
         defer { progress.finish() }
-        // The reader fetches the next page while this loop waits for Valkey's replies.
+        // One page is in flight while the next is read and encoded, so Valkey never waits for
+        // this process. The watermark moves only once its page's replies are all in.
+        var inFlight: InFlightPage?
+        var watermarkWrite: Task<Void, any Error>?
+        func settle(_ page: InFlightPage) async throws {
+            if let task = page.task {
+                let result = try await task.value
+                guard result.errorCount == 0 else {
+                    throw StageFailure(temporary: result.firstErrors.contains { ValkeyError.isTemporaryReply($0.message) },
+                        "Valkey refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
+                            + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
+                }
+            }
+            guard let last = page.lastTimestamp, let store, last > (outcome.watermark ?? last.moved(by: .microseconds(-1))) else { return }
+            // Writes stay in order; none waits for the next page.
+            try await watermarkWrite?.value
+            watermarkWrite = Task { try await store.write(table.name, last) }
+            outcome.watermark = last
+            logger.debug("page acknowledged", metadata: [
+                "table": "\(table.name)", "commands": "\(page.commands)", "watermark": "\(last.rfc3339)",
+            ])
+        }
         for try await page in reader.pages(from: window.from, until: window.until) {
-            batch.removeAll(keepingCapacity: true)
+            var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
             let pageOutcome = try encoder.encode(page, cutoff: cutoff, into: &batch)
             outcome.pages += 1
             outcome.read += pageOutcome.rows
@@ -110,34 +130,34 @@ struct LogCopyStage: Sendable {
                 ])
             }
             outcome.skippedNullKey += pageOutcome.skippedNullKey
-            guard !dryRun else { continue }
-            if !batch.isEmpty {
-                let result = try await valkey.executeCountingErrors(batch)
-                guard result.errorCount == 0 else {
-                    throw StageFailure(temporary: result.firstErrors.contains { ValkeyError.isTemporaryReply($0.message) },
-                        "Valkey refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
-                            + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
-                }
-            }
-            if let last = pageOutcome.lastTimestamp, let store {
-                outcome.watermark = try await store.advance(table.name, to: last)
-            }
             if let last = pageOutcome.lastTimestamp { progress.update(rows: outcome.read, at: last) }
+            guard !dryRun else { continue }
+            let batchToSend = batch
+            let task: Task<PipelineOutcome, any Error>? = batch.isEmpty ? nil : Task { try await valkey.executeCountingErrors(batchToSend) }
+            if let previous = inFlight { try await settle(previous) }
+            inFlight = InFlightPage(task: task, lastTimestamp: pageOutcome.lastTimestamp, commands: batch.count)
             if Shutdown.shared.requested != nil {
-                // The page is acknowledged and its watermark saved: a clean place to stop.
+                // Finish the batch in flight and save its watermark: a clean place to stop.
                 outcome.interrupted = true
-                logger.notice("stopping after the batch in flight", metadata: [
-                    "table": "\(table.name)", "watermark": "\(outcome.watermark?.rfc3339 ?? "none")",
-                ])
                 break
             }
-            logger.debug("page written", metadata: [
-                "table": "\(table.name)", "rows": "\(pageOutcome.rows)", "commands": "\(batch.count)",
-                "watermark": "\(outcome.watermark?.rfc3339 ?? "none")",
+        }
+        if let last = inFlight { try await settle(last) }
+        try await watermarkWrite?.value
+        if outcome.interrupted {
+            logger.notice("stopped after the batch in flight", metadata: [
+                "table": "\(table.name)", "watermark": "\(outcome.watermark?.rfc3339 ?? "none")",
             ])
         }
         return outcome
     }
+}
+
+/// A page's pipeline on its way, and where the watermark may move once it is acknowledged.
+struct InFlightPage {
+    var task: Task<PipelineOutcome, any Error>?
+    var lastTimestamp: PostgresTimestamp?
+    var commands: Int
 }
 
 /// A stage that could not complete for a reason of its own (exit 1).

@@ -29,6 +29,12 @@ public struct WatermarkStore: Sendable {
         return value
     }
 
+    /// Stores `value` as is. The caller guarantees it is later than the stored watermark (the
+    /// copy keeps the current one in memory; the run lock keeps other runs out).
+    public func write(_ table: String, _ value: PostgresTimestamp) async throws {
+        _ = try await connection.send("SET", key(for: table), value.rfc3339)
+    }
+
     /// Moves the watermark to `value` unless it already stands there or later; a watermark
     /// never moves backwards. Call it only once every command of the page was acknowledged.
     /// Returns the watermark after the call.

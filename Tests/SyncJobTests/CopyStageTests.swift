@@ -67,7 +67,9 @@ import Testing
                 }
             }
             #expect(fresh > 2000 && checkedStale > 100, "the sample should straddle the cutoff")
-            #expect(global.count == fresh, "the global index holds exactly the fresh rows")
+            // Rows within minutes of the cutoff may fall either side between the job's clock and ours.
+            let band = rows.count - fresh - checkedStale
+            #expect(global.count >= fresh && global.count <= fresh + band, "the global index holds exactly the fresh rows")
             let nullKeyIndex = try await job.keys().filter { $0.hasSuffix("index:api_key:") || $0.hasSuffix("index:asset:") }
             #expect(nullKeyIndex.isEmpty, "a NULL api_key_id or asset must not make an index key")
             let watermark = try await job.string("sync:watermark:usage_logs")
