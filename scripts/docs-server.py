@@ -9,6 +9,7 @@ starting with PATH (repeatable pairs); --delay SECONDS waits before every answer
 import argparse
 import functools
 import http.server
+import signal
 import socketserver
 import sys
 import time
@@ -78,6 +79,10 @@ def main():
     if len(options.fail_prefix or []) != len(options.fail_status or []):
         parser.error("give one --fail-status per --fail-prefix")
 
+    # A parent such as Foundation's Process may hand us SIGTERM blocked or ignored;
+    # restore the defaults so that terminating the server always works.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     Handler.options = options
     handler = functools.partial(Handler, directory=options.root)
     with Server((options.host, options.port), handler) as server:

@@ -10,6 +10,11 @@ public enum HTMLSections {
     /// returns the document title and one entry per section, in document order.
     /// `encoding` is a charset name from the transport (HTTP Content-Type), if any.
     public static func sections(html: [UInt8], publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
+        sections(html: html, publicURL: publicURL, encoding: encoding, contentLimit: maxContentCharacters)
+    }
+
+    /// `contentLimit` exists so tests can see the uncut text a cut section came from.
+    static func sections(html: [UInt8], publicURL: String, encoding: String?, contentLimit: Int) -> (docTitle: String, entries: [SearchEntry]) {
         libxml2Ready
         let charset = encoding ?? declaredCharset(html) ?? "UTF-8"
         let options = Int32(bitPattern: HTML_PARSE_RECOVER.rawValue | HTML_PARSE_NOERROR.rawValue
@@ -30,7 +35,7 @@ public enum HTMLSections {
         if let root = xmlDocGetRootElement(document) {
             walk.visit(root)
         }
-        return walk.finish(publicURL: publicURL)
+        return walk.finish(publicURL: publicURL, contentLimit: contentLimit)
     }
 
     public static func sections(html: Data, publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
@@ -206,13 +211,13 @@ private struct SectionWalk {
         return nil
     }
 
-    func finish(publicURL: String) -> (docTitle: String, entries: [SearchEntry]) {
+    func finish(publicURL: String, contentLimit: Int) -> (docTitle: String, entries: [SearchEntry]) {
         let docTitle = title.isEmpty ? (firstH1 ?? "") : title.string
         var entries: [SearchEntry] = []
         entries.reserveCapacity(sections.count + 1)
         if !preamble.isEmpty {
             entries.append(SearchEntry(docTitle: docTitle, section: docTitle, url: publicURL,
-                                       content: Self.truncated(preamble.string)))
+                                       content: Self.truncated(preamble.string, to: contentLimit)))
         }
         for section in sections {
             entries.append(SearchEntry(
@@ -220,13 +225,13 @@ private struct SectionWalk {
                 // A heading with no text (an image, an empty anchor) is still a section.
                 section: section.name.isEmpty ? docTitle : section.name,
                 url: section.anchor.map { "\(publicURL)#\($0)" } ?? publicURL,
-                content: Self.truncated(section.content.string)))
+                content: Self.truncated(section.content.string, to: contentLimit)))
         }
         return (docTitle, entries)
     }
 
-    static func truncated(_ text: String) -> String {
-        guard let end = text.index(text.startIndex, offsetBy: HTMLSections.maxContentCharacters, limitedBy: text.endIndex),
+    static func truncated(_ text: String, to limit: Int) -> String {
+        guard let end = text.index(text.startIndex, offsetBy: limit, limitedBy: text.endIndex),
               end < text.endIndex else { return text }
         var cut = text[..<end]
         // The cut may land just after a collapsed space; content is always trimmed.

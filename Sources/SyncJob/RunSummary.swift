@@ -9,6 +9,8 @@ struct RunSummary: Sendable {
     var stages: [StageReport] = []
     var exitCode: Int32 = 0
     var interruptedBy: Int32?
+    /// The process's peak resident memory (VmHWM), so operators see the memory bound hold.
+    var peakRSSBytes: Int = 0
 
     init(command: String, dryRun: Bool) {
         self.command = command
@@ -24,6 +26,15 @@ struct RunSummary: Sendable {
         finishedAt = Date()
         self.exitCode = exitCode
         interruptedBy = signal
+        peakRSSBytes = Self.peakRSS()
+    }
+
+    static func peakRSS() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes * 1024
     }
 
     var json: String {
@@ -48,6 +59,7 @@ struct RunSummary: Sendable {
             "\"finished_at\":\(JSONText.quote(Self.timestamp(finishedAt)))",
             "\"seconds\":\(String(format: "%.3f", finishedAt.timeIntervalSince(startedAt)))",
             "\"host\":\(JSONText.quote(ProcessInfo.processInfo.hostName))",
+            "\"peak_rss_bytes\":\(peakRSSBytes)",
             "\"stages\":[" + stageObjects.joined(separator: ",") + "]",
         ]
         return "{" + fields.joined(separator: ",") + "}"
@@ -88,6 +100,7 @@ struct MetricsFile {
         metric("sync_job_last_run_success", "1 if the last run succeeded, else 0.", "gauge", [("", success ? 1 : 0)])
         metric("sync_job_last_run_exit_code", "Exit code of the last run.", "gauge", [("", Double(summary.exitCode))])
         metric("sync_job_failures_total", "Runs that failed or were interrupted, since the metrics file was created.", "counter", [("", failures)])
+        metric("sync_job_peak_rss_bytes", "Peak resident memory of the last run.", "gauge", [("", Double(summary.peakRSSBytes))])
         metric("sync_job_run_duration_seconds", "Duration of the last run.", "gauge",
                [("", summary.finishedAt.timeIntervalSince(summary.startedAt))])
         metric("sync_job_stage_duration_seconds", "Duration of each stage in the last run.", "gauge",

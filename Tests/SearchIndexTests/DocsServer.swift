@@ -39,7 +39,8 @@ final class DocsServer: Sendable {
     }
 
     deinit {
-        process.terminate()
+        // SIGKILL: a SIGTERM the child inherited blocked would leave waitUntilExit hanging.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }

@@ -125,20 +125,27 @@ private func checkSampleIndexes(_ build: SearchIndexBuild) throws {
     }
 }
 
-/// The last Character of every cut section is a whole grapheme of the uncut text.
+/// Every cut section is the first 500 Characters of its uncut text, so its last
+/// Character is a whole grapheme of the source, never part of one.
 private func checkCutsAgainstSource(_ build: SearchIndexBuild) throws {
+    var cuts = 0
     for lang in languages {
         for doc in documents {
-            let html = try Data(contentsOf: file(lang: lang, doc: doc))
-            // Parse with a limit far above any section to get the uncut text.
             let url = lang == "en" ? "/docs/\(doc).html" : "/\(lang)/docs/\(doc).html"
-            for entry in build.indexes[lang, default: []] where entry.url.hasPrefix(url) && entry.content.count == 500 {
-                let source = String(decoding: html, as: UTF8.self)
-                let lastCharacter = try #require(entry.content.last)
-                #expect(source.contains(String(lastCharacter)) || lastCharacter == " ")
+            let html = try [UInt8](Data(contentsOf: file(lang: lang, doc: doc)))
+            let uncut = HTMLSections.sections(html: html, publicURL: url, encoding: nil, contentLimit: .max).entries
+            let cut = build.indexes[lang, default: []].filter { $0.url == url || $0.url.hasPrefix(url + "#") }
+            #expect(cut.count == uncut.count)
+            for (short, full) in zip(cut, uncut) where full.content.count > HTMLSections.maxContentCharacters {
+                cuts += 1
+                let prefix = full.content.prefix(HTMLSections.maxContentCharacters)
+                #expect(short.content == String(prefix).trimmingCharacters(in: .whitespaces))
+                #expect(short.content.last == prefix.last || prefix.last == " ")
+                #expect(Array(short.content) == Array(full.content.prefix(short.content.count)))
             }
         }
     }
+    #expect(cuts >= languages.count)
 }
 
 @Suite("Sample documentation site")

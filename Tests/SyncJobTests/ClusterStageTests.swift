@@ -153,7 +153,7 @@ enum ClusterStageLock {
     static let path = JobHarness.repositoryRoot.appendingPathComponent(".services/cluster/tests.lock").path
 
     static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
-        let fd = open(path, O_CREAT | O_RDWR, 0o644)
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClusterStageAdmin.Failure(message: "cannot open \(path)") }
         defer { close(fd) }
         while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {

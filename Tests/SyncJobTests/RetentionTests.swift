@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import RESP
 import Testing
 
 /// The `retention` stage (SPEC §6) against the real servers.
@@ -50,6 +51,63 @@ import Testing
             let registry = try await job.valkey.send("SMEMBERS", job.prefix + "sync:indexes:usage_logs").array?.compactMap(\.string) ?? []
             #expect(!registry.contains(job.prefix + "usage_logs:index:asset:ETH"))
             #expect(registry.contains(job.prefix + "usage_logs:index:asset:BTC"))
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(10))) struct RetentionVolumeTests {
+    /// A million expired entries in every index kind: all removed, in bounded memory.
+    @Test func millionExpiredEntriesInBoundedMemory() async throws {
+        try await withHarness { job in
+            let expired = 1_000_000
+            let fresh = 1000
+            let now = Date().timeIntervalSince1970
+            let prefix = job.prefix
+            var produced = 0
+            func id(_ i: Int) -> String {
+                let digits = String(i)
+                return "00000000-0000-0000-0000-" + String(repeating: "0", count: 12 - digits.count) + digits
+            }
+            // Written straight into Valkey, as an older copy would have left them.
+            let outcome = try await job.valkey.executeStreaming { () -> CommandBatch? in
+                guard produced < expired + fresh else { return nil }
+                var batch = CommandBatch(reservingCapacity: 1 << 20)
+                let end = min(produced + 5000, expired + fresh)
+                for i in produced..<end {
+                    let age = i < expired ? 100 * 86_400.0 + Double(i % 86_400) : Double(i % 3600)
+                    let score = String(format: "%.3f", now - age)
+                    let member = id(i)
+                    batch.append("HSET", prefix + "usage_log:" + member, "id", member, "asset", "A\(i % 40)")
+                    batch.append("ZADD", prefix + "usage_logs:index", score, member)
+                    batch.append("ZADD", prefix + "usage_logs:index:api_key:k\(i % 50)", score, member)
+                    batch.append("ZADD", prefix + "usage_logs:index:asset:A\(i % 40)", score, member)
+                }
+                produced = end
+                return batch
+            }
+            #expect(outcome.errorCount == 0)
+            var registry = CommandBatch()
+            registry.append(["SADD", prefix + "sync:indexes:usage_logs", prefix + "usage_logs:index"]
+                + (0..<50).map { prefix + "usage_logs:index:api_key:k\($0)" } + (0..<40).map { prefix + "usage_logs:index:asset:A\($0)" })
+            _ = try await job.valkey.execute(registry)
+
+            let result = try await job.run(["run", "--stage", "retention"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("removed entries \(expired)"), "\(result.stdout)")
+            #expect(try await job.valkey.send("ZCARD", prefix + "usage_logs:index").int == Int64(fresh))
+            var perKey: Int64 = 0
+            for k in 0..<50 { perKey += try await job.valkey.send("ZCARD", prefix + "usage_logs:index:api_key:k\(k)").int ?? 0 }
+            var perAsset: Int64 = 0
+            for a in 0..<40 { perAsset += try await job.valkey.send("ZCARD", prefix + "usage_logs:index:asset:A\(a)").int ?? 0 }
+            #expect(perKey == Int64(fresh) && perAsset == Int64(fresh))
+            for i in stride(from: 0, to: expired, by: 99_991) {
+                #expect(try await job.valkey.send("EXISTS", prefix + "usage_log:" + id(i)).int == 0)
+            }
+            #expect(try await job.valkey.send("EXISTS", prefix + "usage_log:" + id(expired)).int == 1)
+            let summary = try #require(try await job.string("sync:last_run"))
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(summary.utf8)) as? [String: Any])
+            let peak = try #require(object["peak_rss_bytes"] as? Int)
+            #expect(peak > 0 && peak < 150 * 1024 * 1024, "peak RSS \(peak / 1_048_576) MB")
         }
     }
 }

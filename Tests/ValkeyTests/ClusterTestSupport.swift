@@ -15,7 +15,7 @@ enum ClusterTestLock {
         .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
 
     static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
-        let fd = open(path, O_CREAT | O_RDWR, 0o644)
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(path)") }
         defer { close(fd) }
         // Never block a thread of the shared pool: poll.
