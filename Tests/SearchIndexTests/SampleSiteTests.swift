@@ -201,8 +201,8 @@ struct SampleSiteTests {
     }
 
     @Test func aTimedOutDocumentFailsItsLanguage() async throws {
-        let server = try DocsServer(arguments: ["--delay", "3", "--delay-prefix", "/ja/docs/webhooks.html"])
-        let build = try await SearchIndexBuilder(location: server.baseURL, timeout: .milliseconds(500), retries: 1).build()
+        let server = try DocsServer(arguments: ["--delay", "6", "--delay-prefix", "/ja/docs/webhooks.html"])
+        let build = try await SearchIndexBuilder(location: server.baseURL, timeout: .milliseconds(1500), retries: 1).build()
         #expect(build.failedLanguages == ["ja"])
         #expect(build.indexes["ja"] == nil && build.indexes.count == languages.count - 1)
         let failure = try #require(build.failures.first)
