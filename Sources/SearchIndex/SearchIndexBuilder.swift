@@ -17,6 +17,8 @@ public struct DocumentFailure: Sendable, Hashable, CustomStringConvertible {
 
 /// The rebuilt search indexes of one run, and what went wrong on the way.
 public struct SearchIndexBuild: Sendable {
+    /// Every language of the manifest, in manifest order (built or failed).
+    public var languages: [String]
     /// Complete languages only; a language with a non-404 failure is absent.
     public var indexes: [String: [SearchEntry]]
     /// Languages whose previous key must be kept, in manifest order.
@@ -131,7 +133,7 @@ public struct SearchIndexBuilder: Sendable {
             }
         }
 
-        var build = SearchIndexBuild(indexes: [:], failedLanguages: [], failures: [], documentCount: 0, sectionCount: 0)
+        var build = SearchIndexBuild(languages: manifest.languages, indexes: [:], failedLanguages: [], failures: [], documentCount: 0, sectionCount: 0)
         for (languageIndex, language) in manifest.languages.enumerated() {
             var entries: [SearchEntry] = []
             var documents = 0

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Postgres
+import SearchIndex
 import Valkey
 
 /// One invocation: resolves the configuration, connects, takes the run lock when the work
@@ -23,10 +24,7 @@ struct JobRunner: Sendable {
         }
         LogLineHandler.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "sync-job")
-        Shutdown.shared.install { signal in
-            logger.notice("signal received: finishing the batch in flight, then stopping (a second signal stops at once)",
-                          metadata: ["signal": "\(signal)"])
-        }
+        Shutdown.install()
         return JobRunner(configuration: configuration, dryRun: dryRun, logger: logger, command: command)
     }
 
@@ -86,7 +84,7 @@ struct JobRunner: Sendable {
         var summary = RunSummary(command: command, dryRun: dryRun)
         var exitCode: Int32 = 0
         for stage in stages {
-            if Shutdown.shared.requested != nil { break }
+            if Shutdown.requested != nil { break }
             var report = StageReport(stage: stage)
             let started = ContinuousClock.now
             do {
@@ -111,7 +109,7 @@ struct JobRunner: Sendable {
             logger.info("stage done", metadata: report.metadata)
             summary.stages.append(report)
         }
-        summary.finish(exitCode: exitCode, interruptedBy: Shutdown.shared.requested)
+        summary.finish(exitCode: exitCode, interruptedBy: Shutdown.requested)
         await record(summary, valkey: valkey)
         return exitCode
     }
@@ -177,6 +175,11 @@ struct JobRunner: Sendable {
             }
         case is ConfigurationError:
             return 64
+        case let error as SearchIndexError:
+            // A manifest that cannot be fetched may be a passing outage; a bad location or
+            // manifest needs an operator.
+            if case .manifestUnreadable = error { return 75 }
+            return 64
         default:
             return 1
         }
@@ -184,7 +187,7 @@ struct JobRunner: Sendable {
 
     /// Ends the invocation: by the signal that stopped it, else with `code`.
     static func finish(_ code: Int32) throws {
-        if let signal = Shutdown.shared.requested { Shutdown.exit(by: signal) }
+        if let signal = Shutdown.requested { Shutdown.exit(by: signal) }
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -136,7 +136,9 @@ struct LogCopyStage: Sendable {
             let task: Task<PipelineOutcome, any Error>? = batch.isEmpty ? nil : Task { try await valkey.executeCountingErrors(batchToSend) }
             if let previous = inFlight { try await settle(previous) }
             inFlight = InFlightPage(task: task, lastTimestamp: pageOutcome.lastTimestamp, commands: batch.count)
-            if Shutdown.shared.requested != nil {
+            if let signal = Shutdown.requested {
+                logger.notice("signal received: finishing the batch in flight, then stopping (a second signal stops at once)",
+                              metadata: ["signal": "\(signal)"])
                 // Finish the batch in flight and save its watermark: a clean place to stop.
                 outcome.interrupted = true
                 break

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RESP
 import SearchIndex
@@ -14,6 +15,13 @@ struct SearchIndexStage {
     func run(valkey: any ValkeyClient, report: inout StageReport) async throws {
         guard let location = configuration.docs else {
             throw ConfigurationError(setting: "--docs / SYNC_DOCS", problem: "the search-index stage needs the documentation site's location")
+        }
+        let lowered = location.lowercased()
+        if !lowered.hasPrefix("http://"), !lowered.hasPrefix("https://") {
+            let directory = lowered.hasPrefix("file://") ? (URL(string: location)?.path ?? location) : location
+            guard FileManager.default.fileExists(atPath: directory + "/manifest.json") else {
+                throw ConfigurationError(setting: "--docs / SYNC_DOCS", problem: "\(location) holds no manifest.json")
+            }
         }
         let build = try await SearchIndexBuilder(location: location).build()
         report.count("documents", build.documentCount)

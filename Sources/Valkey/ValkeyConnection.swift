@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import RESP
 
 /// One connection to a Valkey (or Redis) server: single commands, pipelines and streams of pipelines.
@@ -34,7 +35,11 @@ public final class ValkeyConnection: Sendable {
         // against the address actually connected to.
         let sniHostname = isIPAddress(serverHostname) ? nil : serverHostname
         let commandTimeout = TimeAmount(configuration.commandTimeout)
-        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+        let eventLoop = eventLoopGroup.next()
+        // Completed when the TLS handshake ends, so a rejected certificate is reported as a
+        // TLS failure rather than as the closed channel HELLO would meet.
+        let tlsHandshake = eventLoop.makePromise(of: Void.self)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
@@ -43,6 +48,7 @@ public final class ValkeyConnection: Sendable {
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: sniHostname))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(promise: tlsHandshake))
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ValkeyChannelHandler(server: server, commandTimeout: commandTimeout))
@@ -54,7 +60,17 @@ public final class ValkeyConnection: Sendable {
         } catch let error as NIOSSLExtraError {
             throw ValkeyError(.invalidConfiguration, server: server, message: "valkey-tls-server-name is not usable for TLS: \(error)")
         } catch {
+            tlsHandshake.fail(ChannelError.ioOnClosedChannel)
             throw ValkeyError(.connectionFailed, server: server, message: "cannot connect: \(error)")
+        }
+        if sslContext == nil {
+            tlsHandshake.succeed(())
+        }
+        do {
+            try await tlsHandshake.futureResult.get()
+        } catch {
+            try? await channel.close()
+            throw ValkeyChannelHandler.classify(error, server: server)
         }
         do {
             let version = try await handshake(channel: channel, configuration: configuration)
@@ -278,6 +294,48 @@ public final class ValkeyConnection: Sendable {
             return try await body()
         } catch {
             throw ValkeyChannelHandler.classify(error, server: serverDescription)
+        }
+    }
+}
+
+/// Reports the end of the TLS handshake: success, or the error that ended it.
+final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let promise: EventLoopPromise<Void>
+    private var done = false
+
+    init(promise: EventLoopPromise<Void>) {
+        self.promise = promise
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event, !done {
+            done = true
+            promise.succeed(())
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done {
+            done = true
+            promise.fail(error)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            promise.fail(ChannelError.ioOnClosedChannel)
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            promise.fail(ChannelError.ioOnClosedChannel)
         }
     }
 }

@@ -45,6 +45,7 @@ private func checkSampleIndexes(_ build: SearchIndexBuild) throws {
     #expect(build.failures.isEmpty)
     #expect(build.failedLanguages.isEmpty)
     #expect(Set(build.indexes.keys) == Set(languages))
+    #expect(build.languages == languages)
     #expect(build.documentCount == languages.count * documents.count)
 
     let counts = try expectedCounts()
