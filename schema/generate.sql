@@ -9,6 +9,8 @@
 --   params       application_parameters rows          (default 60)
 --   anchor       newest possible timestamp            (default: the current hour, UTC)
 --   days         how far back timestamps spread       (default 100)
+--   part, parts  load only part PART (0-based) of PARTS: scripts/sample-data runs the parts
+--                in parallel sessions; the rows are the same however they are split
 --
 -- Every value is a pure function of the row number, the anchor and the sizes, so the same
 -- call gives the same rows, and a second call adds nothing (ids are derived, conflicts are
@@ -21,6 +23,8 @@
 \if :{?params} \else \set params 60 \endif
 \if :{?anchor} \else \set anchor '' \endif
 \if :{?days} \else \set days 100 \endif
+\if :{?part} \else \set part 0 \endif
+\if :{?parts} \else \set parts 1 \endif
 
 set client_min_messages = warning;
 set timezone = 'UTC';
@@ -41,7 +45,8 @@ select coalesce(nullif(:'anchor', '')::timestamptz, date_trunc('hour', now())) a
        greatest(:api_keys, 1)::bigint as api_keys,
        :usage_rows::bigint as usage_rows,
        case when :report_rows < 0 then :usage_rows / 10 else :report_rows end::bigint as report_rows,
-       :params::bigint as params;
+       :params::bigint as params,
+       :part::bigint as part, greatest(:parts, 1)::bigint as parts;
 
 -- Timestamps: spread over the span, microsecond precision. Runs of five rows (every
 -- thousandth row starts one) and every 97th row share the timestamp of an earlier row,
@@ -52,6 +57,8 @@ create or replace function pg_temp.ts(anchor timestamptz, span_us bigint, i bigi
                     case when i % 1000 < 5 then i - i % 1000
                          when i % 97 = 0 then i - 1 else i end, salt) % span_us) / 1000000.0) $$;
 
+\if :part
+\else
 insert into api_keys
 select pg_temp.uid('key', k),
        pg_temp.uid('user', k / 3),
@@ -89,6 +96,7 @@ union all
 select 'param_' || lpad(p::text, 3, '0'), case when p % 10 = 3 then null else 'value-' || p end
 from gen_settings s, generate_series(1, greatest(s.params - 10, 0)) as p
 on conflict do nothing;
+\endif
 
 insert into usage_logs
 select pg_temp.uid('usage', i),
@@ -114,7 +122,8 @@ select pg_temp.uid('usage', i),
        case when pg_temp.rnd(i, 20) % 25 = 0 then null else (array['us-east-2','us-west-2','eu-central-1'])[1 + pg_temp.rnd(i, 21) % 3] end,
        (pg_temp.rnd(i, 22) % 100000)::int,
        case when pg_temp.rnd(i, 23) % 30 = 0 then null else 100000 end
-from gen_settings s, generate_series(1, s.usage_rows) as i,
+from gen_settings s,
+     generate_series(s.usage_rows * s.part / s.parts + 1, s.usage_rows * (s.part + 1) / s.parts) as i,
      lateral (select pg_temp.ts(s.anchor, s.span_us, i, 1) as ts) as t
 on conflict do nothing;
 
@@ -135,11 +144,15 @@ select pg_temp.uid('report', i),
        case when pg_temp.rnd(i, 12) % 25 = 0 then null else 'us-east-2' end,
        case when pg_temp.rnd(i, 13) % 2 = 0 then 'TCP' else 'UDP' end,
        (array[200, 200, 200, 200, 400, 429, 500])[1 + pg_temp.rnd(i, 14) % 7]
-from gen_settings s, generate_series(1, s.report_rows) as i,
+from gen_settings s,
+     generate_series(s.report_rows * s.part / s.parts + 1, s.report_rows * (s.part + 1) / s.parts) as i,
      lateral (select pg_temp.ts(s.anchor, s.span_us, i, 2) as ts) as t
 on conflict do nothing;
 
+\if :part
+\else
 analyze usage_logs;
 analyze report_usage_logs;
 analyze api_keys;
 analyze application_parameters;
+\endif
