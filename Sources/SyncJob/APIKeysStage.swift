@@ -57,6 +57,11 @@ struct APIKeysStage {
         report.count("skipped", skipped)
 
         let previous = try await registeredKeys(valkey)
+        // Every request authenticates against these keys: an empty source (a wrong database
+        // or search_path, a failed migration) must not wipe them.
+        guard !rows.isEmpty || previous.isEmpty else {
+            throw StageFailure("api_keys is empty; the \(previous.count) cached API keys were left in place (check the database and search_path)")
+        }
         let stale = previous.subtracting(written)
         report.count(dryRun ? "would_write" : "written", entries.count)
         report.count(dryRun ? "would_remove" : "removed", stale.count)

@@ -126,6 +126,13 @@ import Valkey
             #expect(second.stderr.contains("00000000-0000-0000-0000-0000000000aa"), "the NULL api_key row is reported by id")
             #expect(!second.stdout.contains("tbk_") && !second.stderr.contains("tbk_"))
             #expect(try await job.keys().filter { $0.hasPrefix(job.prefix + "api_key:") }.count == 4999)
+
+            // An empty table (a wrong database, a failed migration) never wipes the cached keys.
+            try await job.postgres.execute("delete from api_keys")
+            let empty = try await job.run(["run", "--stage", "api-keys"])
+            #expect(empty.status == 1)
+            #expect(empty.stdout.contains("api_keys is empty"), "\(empty.stdout)")
+            #expect(try await job.keys().filter { $0.hasPrefix(job.prefix + "api_key:") }.count == 4999)
         }
     }
 }
