@@ -41,7 +41,7 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run stages (default: params api-keys usage-logs report-logs), in SPEC order.")
 
     @Option(name: .customLong("stage"), parsing: .singleValue,
-            help: ArgumentHelp("A stage to run; repeatable: params, api-keys, usage-logs, report-logs, retention, search-index.", valueName: "name"))
+            help: ArgumentHelp("A stage to run; repeatable. Stages always run in the order of the list below.", valueName: "name"))
     var stages: [Stage] = []
 
     @Flag(name: .customLong("dry-run"), help: "Read and count, write nothing to Valkey.")

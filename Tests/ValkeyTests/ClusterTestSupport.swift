@@ -19,7 +19,13 @@ enum ClusterTestLock {
         guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(path)") }
         defer { close(fd) }
         // Never block a thread of the shared pool: poll.
+        // Bounded: a lock still held after 5 minutes means a stuck holder (e.g. a process
+        // that inherited the descriptor), reported instead of waited for.
+        let deadline = ContinuousClock.now + .seconds(300)
         while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            guard ContinuousClock.now < deadline else {
+                throw ClusterAdmin.Failure(message: "the cluster test lock \(path) is still held after 300 s (see lsof \(path))")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         defer { flock(fd, LOCK_UN) }
@@ -86,10 +92,14 @@ final class ClusterAdmin: Sendable {
     }
 
     /// Moves up to `limit` keys of `slot` (all when nil) with MIGRATE; returns how many moved.
+    /// Bounded: gives up (throws) after 1000 rounds rather than loop for ever.
     @discardableResult
     func moveKeys(_ slot: UInt16, from source: Node, to target: Node, limit: Int? = nil) async throws -> Int {
         var moved = 0
+        var rounds = 0
         while limit.map({ moved < $0 }) ?? true {
+            rounds += 1
+            guard rounds <= 1000 else { throw Failure(message: "slot \(slot): keys still on \(source.port) after 1000 MIGRATE rounds") }
             let want = min(100, (limit ?? Int.max) - moved)
             let keys = try await source.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), String(want)).array?.compactMap(\.string) ?? []
             if keys.isEmpty { break }
@@ -97,6 +107,42 @@ final class ClusterAdmin: Sendable {
             moved += keys.count
         }
         return moved
+    }
+
+    /// How many keys of `slot` on `node` start with `prefix` (other tests' or leftover keys may
+    /// share the slot, so COUNTKEYSINSLOT alone says little).
+    func keys(in slot: UInt16, on node: Node, prefix: String) async throws -> Int {
+        let reply = try await node.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), "100000")
+        return (reply.array ?? []).compactMap(\.string).filter { $0.hasPrefix(prefix) }.count
+    }
+
+    /// Puts every slot a previous (interrupted) run left MIGRATING or IMPORTING back in a
+    /// stable state: the migration is finished, then the slot goes back to where it was.
+    func repairOpenSlots() async throws {
+        for node in nodes {
+            let text = try await node.connection.send("CLUSTER", "NODES").string ?? ""
+            guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.contains("myself") }) else { continue }
+            for field in line.split(separator: " ") where field.hasPrefix("[") {
+                // [slot->-target] (migrating here) or [slot-<-source] (importing here)
+                let body = field.dropFirst().dropLast()
+                if let range = body.range(of: "->-"), let slot = UInt16(body[..<range.lowerBound]),
+                   let target = nodes.first(where: { $0.id == String(body[range.upperBound...]) }) {
+                    try await moveKeys(slot, from: node, to: target)
+                    try await finishMigration(slot, to: target)
+                    try await migrate(slot, from: target, to: node)
+                } else if let range = body.range(of: "-<-"), let slot = UInt16(body[..<range.lowerBound]) {
+                    let owner = try await self.owner(of: slot)
+                    if owner.port != node.port {
+                        _ = try await node.connection.send("CLUSTER", "SETSLOT", String(slot), "STABLE")
+                        // Keys imported before the migration stopped: send them to the owner.
+                        let keys = try await node.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), "100000").array?.compactMap(\.string) ?? []
+                        if !keys.isEmpty {
+                            _ = try await node.connection.send(["MIGRATE", "127.0.0.1", String(owner.port), "", "0", "10000", "REPLACE", "KEYS"] + keys)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Gives `slot` to `target` on every node (target first, as the cluster tutorial says).
@@ -126,7 +172,7 @@ final class ClusterAdmin: Sendable {
         return total
     }
 
-    /// SIGKILLs the node on `port` and waits until it is gone.
+    /// SIGKILLs the node on `port` and waits (at most 10 s) until it is gone.
     static func kill(port: Int) async throws {
         let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
         let info = try await connection.send("INFO", "server").string ?? ""
@@ -134,18 +180,30 @@ final class ClusterAdmin: Sendable {
         guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
               let pid = Int32(line.dropFirst("process_id:".count)) else { throw Failure(message: "no process_id from node \(port)") }
         Glibc.kill(pid, SIGKILL)
-        for _ in 0..<100 where Glibc.kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            // Gone once nothing answers on the port any more (a killed child of this process
+            // stays a zombie until Foundation reaps it, so kill(pid, 0) alone is not enough).
+            if Glibc.kill(pid, 0) != 0 { return }
+            if (try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))) == nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(message: "node \(port) (pid \(pid)) still answers 10 s after SIGKILL")
     }
 
     /// Starts the node on `port` again from its configuration in .services/cluster and waits
-    /// for `cluster_state:ok` on every node.
+    /// (at most 30 s) for `cluster_state:ok` on every node. The server runs in the foreground
+    /// as a child of this process (`--daemonize no`, output to /dev/null, its log file as
+    /// configured), so that nothing waits on a daemonizing launcher; it is killed by pid.
     static func restart(port: Int) async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TestServers.variable("SYNC_TEST_VALKEY_SERVER"))
-        process.arguments = [root.appendingPathComponent(".services/cluster/\(port)/valkey.conf").path]
+        process.arguments = [root.appendingPathComponent(".services/cluster/\(port)/valkey.conf").path, "--daemonize", "no"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
-        process.waitUntilExit()
         try await waitUntilHealthy()
     }
 
