@@ -60,7 +60,7 @@ struct ClusterStageTests {
                 let away = admin.nodes.first { $0.port != home.port }!
                 let movedBefore = try await admin.errorCount("MOVED")
                 let askBefore = try await admin.errorCount("ASK")
-                let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--valkey-cluster"])
+                let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 var migrations = 0
                 let deadline = ContinuousClock.now + .seconds(180)
                 do {
@@ -106,7 +106,7 @@ struct ClusterStageTests {
             try await withHarness(cluster: true) { job in
                 try await job.generate(usageRows: 20000, reportRows: 0, apiKeys: 30)
                 let victim = try ClusterStageAdmin.ports[1]
-                let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--valkey-cluster"])
+                let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 do {
                     try await Task.sleep(for: .milliseconds(700))
                     try await ClusterStageAdmin.kill(port: victim)
@@ -120,7 +120,7 @@ struct ClusterStageTests {
                 }
                 let exited = await Self.waitForExit(process, seconds: 120)
                 #expect(exited && [0, 75].contains(process.terminationStatus), "exit \(exited ? process.terminationStatus : -1)")
-                let next = try await job.run(["run", "--stage", "usage-logs", "--batch-size", "500", "--valkey-cluster"])
+                let next = try await job.run(["run", "--stage", "usage-logs", "--batch-size", "500", "--retention-days", "3650", "--valkey-cluster"])
                 #expect(next.status == 0, "\(next.stderr.suffix(2000))")
                 try await Self.expectSameAsStandalone(job, stages: ["--stage", "usage-logs"])
             }
@@ -150,7 +150,9 @@ struct ClusterStageTests {
     static func expectSameAsStandalone(_ job: JobHarness, stages: [String]) async throws {
         let standalone = try await job.twin(cluster: false)
         do {
-            let run = try await standalone.run(["run"] + stages + ["--batch-size", "1000"])
+            // A retention window far wider than the data: the standalone run comes later, and
+            // with the default window a row could cross the cutoff in between.
+            let run = try await standalone.run(["run"] + stages + ["--batch-size", "1000", "--retention-days", "3650"])
             #expect(run.status == 0, "\(run.stderr.suffix(2000))")
             let onCluster = try await job.snapshot()
             let onStandalone = try await standalone.snapshot()
