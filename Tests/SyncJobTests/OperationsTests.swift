@@ -42,8 +42,10 @@ import Valkey
 
     @Test func backfillRestoresARangeWithoutMovingTheWatermark() async throws {
         try await withHarness { job in
+            // No entry may expire between the snapshots this test compares.
+            let longRetention = ["SYNC_RETENTION_DAYS": "400"]
             try await job.generate(usageRows: 2000, reportRows: 0, apiKeys: 10)
-            #expect(try await job.run(["run", "--stage", "usage-logs"]).status == 0)
+            #expect(try await job.run(["run", "--stage", "usage-logs"], environment: longRetention).status == 0)
             let watermark = try await job.string("sync:watermark:usage_logs")
             let before = try await job.snapshot()
             // Lose a day's worth of entries and their index members by hand.
@@ -57,20 +59,22 @@ import Valkey
             }
             let since = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-11 * 86_400))
             let until = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-8 * 86_400))
-            let result = try await job.run(["backfill", "usage-logs", "--since", since, "--until", until])
+            let result = try await job.run(["backfill", "usage-logs", "--since", since, "--until", until], environment: longRetention)
             #expect(result.status == 0, "\(result.stderr)")
             #expect(try await job.snapshot() == before)
             #expect(try await job.string("sync:watermark:usage_logs") == watermark, "backfill never moves the watermark")
-            let bad = try await job.run(["backfill", "params", "--since", "2026-11-01"])
+            let bad = try await job.run(["backfill", "params", "--since", "2026-11-01"], environment: longRetention)
             #expect(bad.status == 64)
         }
     }
 
     @Test func verifyFindsDifferencesAndRepairHealsThem() async throws {
         try await withHarness { job in
+            // No entry may expire between the snapshots this test compares.
+            let longRetention = ["SYNC_RETENTION_DAYS": "400"]
             try await job.generate(usageRows: 3000, reportRows: 300, apiKeys: 10)
-            #expect(try await job.run(["run", "--stage", "usage-logs", "--stage", "report-logs"]).status == 0)
-            let clean = try await job.run(["verify"])
+            #expect(try await job.run(["run", "--stage", "usage-logs", "--stage", "report-logs"], environment: longRetention).status == 0)
+            let clean = try await job.run(["verify"], environment: longRetention)
             #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
             let healthy = try await job.snapshot()
 
@@ -84,14 +88,14 @@ import Valkey
             let gone = try deleted[3][0].decode(String.self)!
             try await job.postgres.execute("delete from usage_logs where id = $1::uuid", [.text(gone)])
 
-            let found = try await job.run(["verify"])
+            let found = try await job.run(["verify"], environment: longRetention)
             #expect(found.status == 1, "\(found.stdout)")
             let day = try deleted[0][1].decode(String.self)!
             #expect(found.stdout.contains(day), "\(found.stdout)")
 
-            let repaired = try await job.run(["verify", "--repair"])
+            let repaired = try await job.run(["verify", "--repair"], environment: longRetention)
             #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
-            #expect(try await job.run(["verify"]).status == 0)
+            #expect(try await job.run(["verify"], environment: longRetention).status == 0)
             #expect(try await job.hash("usage_log:" + gone).isEmpty, "an entry PostgreSQL no longer has is removed")
             #expect(try await job.sortedSet("usage_logs:index")[gone] == nil)
             var expected = healthy
