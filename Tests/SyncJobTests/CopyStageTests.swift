@@ -193,12 +193,7 @@ import Testing
             try await job.generate(usageRows: 120_000, reportRows: 0, apiKeys: 100)
             let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "300"])
             // Kill it once a few pages are acknowledged, in the middle of the copy.
-            var watermark: String?
-            for _ in 0..<600 {
-                watermark = try await job.string("sync:watermark:usage_logs")
-                if watermark != nil { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            #expect(try await job.waitForKey("sync:watermark:usage_logs"), "the copy never acknowledged a page")
             try await Task.sleep(for: .milliseconds(300))
             kill(process.processIdentifier, SIGKILL)
             await JobHarness.waitForExit(process)

@@ -223,6 +223,16 @@ final class JobHarness: Sendable {
                              terminatedBySignal: process.terminationReason == .uncaughtSignal)
     }
 
+    /// Waits (at most two minutes, polling) until `key` exists: e.g. a copy's first acknowledged page.
+    func waitForKey(_ key: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if try await string(key) != nil { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// Waits for a started process on a Dispatch thread, leaving the cooperative pool free.
     static func waitForExit(_ process: Process) async {
         await withCheckedContinuation { continuation in

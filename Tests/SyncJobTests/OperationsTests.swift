@@ -111,9 +111,7 @@ import Valkey
         try await withHarness { job in
             try await job.generate(usageRows: 120_000, reportRows: 0, apiKeys: 50)
             let first = try job.start(["run", "--stage", "usage-logs", "--batch-size", "300"])
-            for _ in 0..<500 where try await job.string("sync:watermark:usage_logs") == nil {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            #expect(try await job.waitForKey("sync:watermark:usage_logs"), "the first run never acknowledged a page")
             let second = try await job.run(["run", "--stage", "params"])
             await JobHarness.waitForExit(first)
             #expect(first.terminationStatus == 0)
@@ -129,9 +127,9 @@ import Valkey
         try await withHarness { job in
             try await job.generate(usageRows: 120_000, reportRows: 0, apiKeys: 50)
             let process = try job.start(["run", "--stage", "usage-logs", "--stage", "report-logs", "--batch-size", "300"])
-            for _ in 0..<500 where try await job.string("sync:watermark:usage_logs") == nil {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            // After the first acknowledged page the job's handlers are surely installed (a test
+            // process's children inherit an ignored SIGTERM until then).
+            #expect(try await job.waitForKey("sync:watermark:usage_logs"), "the copy never acknowledged a page")
             kill(process.processIdentifier, SIGTERM)
             await JobHarness.waitForExit(process)
             #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM,
