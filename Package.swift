@@ -52,15 +52,18 @@ let package = Package(
         // Client benchmark: this client against `valkey-cli --pipe` (not a test).
         .executableTarget(name: "ValkeyBench", dependencies: ["RESP", "Valkey"]),
 
+        // What the client and the stage tests share about the local test cluster.
+        .target(name: "ClusterTestSupport", dependencies: ["RESP", "Valkey"], path: "Tests/ClusterTestSupport"),
+
         .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
-        .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP"]),
+        .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP", "ClusterTestSupport"]),
         .testTarget(name: "WritersTests", dependencies: [
             "Writers", "Watermarks", "Postgres", "RESP", "Valkey",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
-        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey"]),
+        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey", "ClusterTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

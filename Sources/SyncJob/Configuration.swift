@@ -43,13 +43,13 @@ struct Configuration: Sendable {
             return parsed
         }
 
-        postgresConninfo = options.postgresURL ?? environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        postgresConninfo = setting(options.postgresURL, "DATABASE_URL", flagName: "postgres-url")?.value
 
-        let valkeyURL = options.valkeyURL ?? environment["VALKEY_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "valkey://127.0.0.1:6379"
-        let caFile = options.valkeyCAFile ?? environment["SYNC_VALKEY_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        let certFile = options.valkeyCertFile ?? environment["SYNC_VALKEY_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        let keyFile = options.valkeyKeyFile ?? environment["SYNC_VALKEY_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        let serverName = options.valkeyTLSServerName ?? environment["SYNC_VALKEY_TLS_SERVER_NAME"].flatMap { $0.isEmpty ? nil : $0 }
+        let valkeyURL = setting(options.valkeyURL, "VALKEY_URL", flagName: "valkey-url")?.value ?? "valkey://127.0.0.1:6379"
+        let caFile = setting(options.valkeyCAFile, "SYNC_VALKEY_CA_FILE", flagName: "valkey-ca-file")?.value
+        let certFile = setting(options.valkeyCertFile, "SYNC_VALKEY_CERT_FILE", flagName: "valkey-cert-file")?.value
+        let keyFile = setting(options.valkeyKeyFile, "SYNC_VALKEY_KEY_FILE", flagName: "valkey-key-file")?.value
+        let serverName = setting(options.valkeyTLSServerName, "SYNC_VALKEY_TLS_SERVER_NAME", flagName: "valkey-tls-server-name")?.value
         do {
             valkey = try ValkeyConfiguration(url: valkeyURL, caFile: caFile, certFile: certFile, keyFile: keyFile, tlsServerName: serverName)
         } catch let error as ValkeyError {

@@ -1,0 +1,239 @@
+import Foundation
+import RESP
+import Valkey
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps tests that move slots or kill nodes of the local cluster (exclusive) away from the
+/// tests that merely use it (shared), across suites and test targets: an flock on a file
+/// beside the cluster's data.
+public enum ClusterTestLock {
+    public static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
+
+    public static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(path)") }
+        defer { close(fd) }
+        // Never block a thread of the shared pool: poll.
+        // Bounded: a lock still held after 5 minutes means a stuck holder (e.g. a process
+        // that inherited the descriptor), reported instead of waited for.
+        let deadline = ContinuousClock.now + .seconds(300)
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            guard ContinuousClock.now < deadline else {
+                throw ClusterAdmin.Failure(message: "the cluster test lock \(path) is still held after 300 s (see lsof \(path))")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try await body()
+    }
+}
+
+/// Direct connections to the nodes of the local test cluster (scripts/services), for what a
+/// test does behind the client's back: migrating slots, killing and restarting nodes.
+public final class ClusterAdmin: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var message: String
+        public init(message: String) { self.message = message }
+        public var description: String { message }
+    }
+
+    public struct Node: Sendable {
+        public let port: Int
+        public let id: String
+        public let connection: ValkeyConnection
+        public var address: String { "127.0.0.1:\(port)" }
+    }
+
+    public let nodes: [Node]
+
+    private init(nodes: [Node]) { self.nodes = nodes }
+
+    public static var ports: [Int] {
+        get throws {
+            try environmentVariable("SYNC_TEST_VALKEY_CLUSTER_PORTS").split(separator: ",").compactMap { Int($0) }
+        }
+    }
+
+    public static func connect() async throws -> ClusterAdmin {
+        var nodes: [Node] = []
+        for port in try ports {
+            let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+            let id = try await connection.send("CLUSTER", "MYID").string ?? ""
+            nodes.append(Node(port: port, id: id, connection: connection))
+        }
+        return ClusterAdmin(nodes: nodes)
+    }
+
+    public func close() async {
+        for node in nodes { await node.connection.close() }
+    }
+
+    public func node(port: Int) throws -> Node {
+        guard let node = nodes.first(where: { $0.port == port }) else { throw Failure(message: "no cluster node on \(port)") }
+        return node
+    }
+
+    /// The node that serves `slot`, as the first node that answers knows it.
+    public func owner(of slot: UInt16) async throws -> Node {
+        for node in nodes {
+            guard let reply = try? await node.connection.send("CLUSTER", "SLOTS") else { continue }
+            let map = try ClusterSlotMap(clusterSlots: reply, queried: ClusterNodeAddress(host: "127.0.0.1", port: node.port))
+            guard let owner = map.node(for: slot) else { throw Failure(message: "slot \(slot) has no owner") }
+            return try self.node(port: owner.port)
+        }
+        throw Failure(message: "no cluster node answered CLUSTER SLOTS")
+    }
+
+    /// Marks `slot` as moving from `source` to `target` (MIGRATING / IMPORTING).
+    public func beginMigration(_ slot: UInt16, from source: Node, to target: Node) async throws {
+        _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id)
+        _ = try await source.connection.send("CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id)
+    }
+
+    /// Moves up to `limit` keys of `slot` (all when nil) with MIGRATE; returns how many moved.
+    /// Bounded: gives up (throws) after 1000 rounds rather than loop for ever.
+    @discardableResult
+    public func moveKeys(_ slot: UInt16, from source: Node, to target: Node, limit: Int? = nil) async throws -> Int {
+        var moved = 0
+        var rounds = 0
+        while limit.map({ moved < $0 }) ?? true {
+            rounds += 1
+            guard rounds <= 1000 else { throw Failure(message: "slot \(slot): keys still on \(source.port) after 1000 MIGRATE rounds") }
+            let want = min(100, (limit ?? Int.max) - moved)
+            let keys = try await source.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), String(want)).array?.compactMap(\.string) ?? []
+            if keys.isEmpty { break }
+            _ = try await source.connection.send(["MIGRATE", "127.0.0.1", String(target.port), "", "0", "10000", "REPLACE", "KEYS"] + keys)
+            moved += keys.count
+        }
+        return moved
+    }
+
+    /// How many keys of `slot` on `node` start with `prefix` (other tests' or leftover keys may
+    /// share the slot, so COUNTKEYSINSLOT alone says little).
+    public func keys(in slot: UInt16, on node: Node, prefix: String) async throws -> Int {
+        let reply = try await node.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), "100000")
+        return (reply.array ?? []).compactMap(\.string).filter { $0.hasPrefix(prefix) }.count
+    }
+
+    /// Puts every slot a previous (interrupted) run left MIGRATING or IMPORTING back in a
+    /// stable state: the migration is finished, then the slot goes back to where it was.
+    public func repairOpenSlots() async throws {
+        for node in nodes {
+            let text = try await node.connection.send("CLUSTER", "NODES").string ?? ""
+            guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.contains("myself") }) else { continue }
+            for field in line.split(separator: " ") where field.hasPrefix("[") {
+                // [slot->-target] (migrating here) or [slot-<-source] (importing here)
+                let body = field.dropFirst().dropLast()
+                if let range = body.range(of: "->-"), let slot = UInt16(body[..<range.lowerBound]),
+                   let target = nodes.first(where: { $0.id == String(body[range.upperBound...]) }) {
+                    try await moveKeys(slot, from: node, to: target)
+                    try await finishMigration(slot, to: target)
+                    try await migrate(slot, from: target, to: node)
+                } else if let range = body.range(of: "-<-"), let slot = UInt16(body[..<range.lowerBound]) {
+                    let owner = try await self.owner(of: slot)
+                    if owner.port != node.port {
+                        _ = try await node.connection.send("CLUSTER", "SETSLOT", String(slot), "STABLE")
+                        // Keys imported before the migration stopped: send them to the owner.
+                        let keys = try await node.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), "100000").array?.compactMap(\.string) ?? []
+                        if !keys.isEmpty {
+                            _ = try await node.connection.send(["MIGRATE", "127.0.0.1", String(owner.port), "", "0", "10000", "REPLACE", "KEYS"] + keys)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives `slot` to `target` on every node (target first, as the cluster tutorial says).
+    public func finishMigration(_ slot: UInt16, to target: Node) async throws {
+        _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
+        for node in nodes where node.port != target.port {
+            _ = try? await node.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
+        }
+    }
+
+    /// The whole migration of one slot.
+    public func migrate(_ slot: UInt16, from source: Node, to target: Node) async throws {
+        try await beginMigration(slot, from: source, to: target)
+        try await moveKeys(slot, from: source, to: target)
+        try await finishMigration(slot, to: target)
+    }
+
+    /// Every node's count of error replies starting with `prefix` (INFO errorstats).
+    public func errorCount(_ prefix: String) async throws -> Int {
+        var total = 0
+        for node in nodes {
+            let info = try await node.connection.send("INFO", "errorstats").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("errorstat_\(prefix):count=") {
+                total += Int(line.split(separator: "=").last ?? "") ?? 0
+            }
+        }
+        return total
+    }
+
+    /// SIGKILLs the node on `port` and waits (at most 10 s) until it is gone.
+    public static func kill(port: Int) async throws {
+        let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+        let info = try await connection.send("INFO", "server").string ?? ""
+        await connection.close()
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = Int32(line.dropFirst("process_id:".count)) else { throw Failure(message: "no process_id from node \(port)") }
+        Glibc.kill(pid, SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            // Gone once nothing answers on the port any more (a killed child of this process
+            // stays a zombie until Foundation reaps it, so kill(pid, 0) alone is not enough).
+            if Glibc.kill(pid, 0) != 0 { return }
+            if (try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))) == nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(message: "node \(port) (pid \(pid)) still answers 10 s after SIGKILL")
+    }
+
+    /// Starts the node on `port` again from its configuration in .services/cluster and waits
+    /// (at most 30 s) for `cluster_state:ok` on every node. The server runs in the foreground
+    /// as a child of this process (`--daemonize no`, output to /dev/null, its log file as
+    /// configured), so that nothing waits on a daemonizing launcher; it is killed by pid.
+    public static func restart(port: Int) async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try environmentVariable("SYNC_TEST_VALKEY_SERVER"))
+        process.arguments = [root.appendingPathComponent(".services/cluster/\(port)/valkey.conf").path, "--daemonize", "no"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await waitUntilHealthy()
+    }
+
+    public static func waitUntilHealthy(seconds: Int = 30) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            var healthy = true
+            for port in try ports {
+                guard let connection = try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)")) else {
+                    healthy = false
+                    break
+                }
+                let info = (try? await connection.send("CLUSTER", "INFO").string) ?? ""
+                await connection.close()
+                if !info.contains("cluster_state:ok") { healthy = false; break }
+            }
+            if healthy { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw Failure(message: "the cluster did not return to cluster_state:ok within \(seconds) s")
+    }
+}
+
+/// A variable the test services export; missing means the services were not set up.
+func environmentVariable(_ name: String) throws -> String {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+        throw ClusterAdmin.Failure(message: "\(name) is not set: run `eval \"$(scripts/services env)\"` (scripts/test does)")
+    }
+    return value
+}
