@@ -63,7 +63,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
-        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey", "ClusterTestSupport"]),
+        // A loopback TCP proxy that passes, stalls or resets connections, for the fault tests.
+        .target(name: "FaultInjection", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Tests/FaultInjection"),
+        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey", "ClusterTestSupport", "FaultInjection"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,11 +24,21 @@ public final class PostgresConnection: Sendable {
     /// Connects with a libpq URL or conninfo string; `nil` (or empty) leaves everything to
     /// libpq's own environment — PGHOST, PGSERVICE, PGSSLMODE, ~/.pgpass… — exactly as psql does.
     /// `applicationName` is only a fallback: `application_name` in the string or PGAPPNAME wins.
-    public static func connect(_ conninfo: String?, applicationName: String = "sync-job") async throws -> PostgresConnection {
+    ///
+    /// `timeout` bounds the connection (libpq's `connect_timeout`, unless the string or
+    /// PGCONNECT_TIMEOUT sets one) and every later wait for the server's next bytes: a server
+    /// that stops answering mid-query fails the statement with `.timeout` instead of hanging.
+    /// TCP keepalives and `tcp_user_timeout` are asked for unless the string sets them, and
+    /// the session asks the server to probe the client too, so that a vanished client's
+    /// session (and its advisory locks) ends within about a minute.
+    public static func connect(_ conninfo: String?, applicationName: String = "sync-job",
+                               timeout: Duration = .seconds(60)) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "postgres-connection")
         let handle = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LibPQHandle, Error>) in
             queue.async {
-                continuation.resume(with: Result { try LibPQHandle.open(conninfo: conninfo, applicationName: applicationName) })
+                continuation.resume(with: Result {
+                    try LibPQHandle.open(conninfo: conninfo, applicationName: applicationName, timeout: timeout)
+                })
             }
         }
         return PostgresConnection(handle: handle, queue: queue)
@@ -80,48 +90,64 @@ public final class PostgresConnection: Sendable {
     }
 }
 
-/// Owns one PGconn.
+/// Owns one PGconn, in libpq's non-blocking mode: every wait for the server is a `poll`
+/// with a deadline, so a stalled server (a network partition, a half-open socket after a
+/// failover) fails the statement within the timeout instead of hanging the run.
 ///
-/// `@unchecked Sendable` is safe because: `connection` is read and written only inside
-/// closures on the owning PostgresConnection's serial queue (and in `deinit`, which runs when
-/// no such closure holds the handle any more); the cancellation state (`cancelToken`,
+/// `@unchecked Sendable` is safe because: `connection` and `broken` are read and written only
+/// inside closures on the owning PostgresConnection's serial queue (and in `deinit`, which runs
+/// when no such closure holds the handle any more); the cancellation state (`cancelToken`,
 /// `runningTicket`, `cancelledTickets`, `nextTicket`) is read and written only under `lock`;
-/// `server` and `secrets` are immutable. PQcancel is documented as safe from any thread.
+/// `server`, `secrets` and `timeout` are immutable. `CancelToken` is used off the lock (see there).
 final class LibPQHandle: @unchecked Sendable {
     static let defaultConnectTimeoutSeconds = 10
     private var connection: OpaquePointer?
+    /// Set once a statement timed out: the protocol state is unknown, so the session is unusable.
+    private var broken: PostgresError?
     let server: String
     /// Passwords that must never appear in an error (from the conninfo, PGPASSWORD, .pgpass).
     let secrets: [String]
+    /// The longest wait for the server's next bytes.
+    let timeout: Duration
 
     private let lock = NSLock()
-    private var cancelToken: OpaquePointer?
+    private var cancelToken: CancelToken?
     private var nextTicket: UInt64 = 0
     private var runningTicket: UInt64?
     private var cancelledTickets: Set<UInt64> = []
 
-    private init(connection: OpaquePointer, server: String, secrets: [String]) {
+    private init(connection: OpaquePointer, server: String, secrets: [String], timeout: Duration) {
         self.connection = connection
         self.server = server
         self.secrets = secrets
-        self.cancelToken = PQgetCancel(connection)
+        self.timeout = timeout
+        self.cancelToken = PQgetCancel(connection).map(CancelToken.init)
     }
 
     deinit { finish() }
 
-    static func open(conninfo: String?, applicationName: String) throws -> LibPQHandle {
+    static func open(conninfo: String?, applicationName: String, timeout: Duration) throws -> LibPQHandle {
         var secrets = passwords(in: conninfo)
         if let fromEnvironment = ProcessInfo.processInfo.environment["PGPASSWORD"] { secrets.append(fromEnvironment) }
 
         // expand_dbname makes libpq read `dbname` as a whole URL or conninfo string; an absent
         // value makes it fall back to the PG* environment and service file, as psql does.
-        // libpq waits forever for an unreachable host by default; a scheduled job must instead
-        // fail and retry on the next run. The default sits before `dbname` so a connect_timeout
-        // in the string wins, and it is left out when PGCONNECT_TIMEOUT is set.
+        // Defaults sit before `dbname`, so the operator's own values in the string win; the
+        // connect timeout is left out when PGCONNECT_TIMEOUT is set. libpq waits forever for an
+        // unreachable host by default, and a scheduled job must instead fail and retry.
         let environment = ProcessInfo.processInfo.environment
-        let keywords = ["connect_timeout", "dbname", "fallback_application_name"]
-        let values: [String?] = [environment["PGCONNECT_TIMEOUT"] == nil ? String(defaultConnectTimeoutSeconds) : nil,
-                                 conninfo.flatMap { $0.isEmpty ? nil : $0 }, applicationName]
+        let timeoutSeconds = max(2, Int((timeout.seconds).rounded(.up)))
+        let timeoutMilliseconds = max(1, Int(timeout.seconds * 1000))
+        var defaults: [(String, String)] = []
+        if environment["PGCONNECT_TIMEOUT"] == nil { defaults.append(("connect_timeout", String(timeoutSeconds))) }
+        let given = Set(keywords(in: conninfo))
+        for (keyword, value) in [("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),
+                                 ("keepalives_count", "3"), ("tcp_user_timeout", String(timeoutMilliseconds))]
+        where !given.contains(keyword) {
+            defaults.append((keyword, value))
+        }
+        let keywords = defaults.map(\.0) + ["dbname", "fallback_application_name"]
+        let values: [String?] = defaults.map(\.1) + [conninfo.flatMap { $0.isEmpty ? nil : $0 }, applicationName]
         let connection = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers + [nil], valuePointers + [nil], 1)
@@ -138,26 +164,33 @@ final class LibPQHandle: @unchecked Sendable {
             PQfinish(connection)
             let authenticationMarkers = ["password authentication failed", "authentication failed", "no password supplied",
                                          "no pg_hba.conf entry", "password is required", "SASL authentication"]
-            let kind: PostgresError.Kind = authenticationMarkers.contains { message.contains($0) } ? .authenticationFailed : .connectionFailed
-            throw PostgresError(kind: kind, message: message, server: server).scrubbing(secrets)
+            let kind: PostgresError.Kind = authenticationMarkers.contains { message.contains($0) } ? .authenticationFailed
+                : message.contains("timeout expired") ? .timeout : .connectionFailed
+            throw PostgresError(kind: kind, message: message, server: server, timeout: kind == .timeout ? timeout : nil)
+                .scrubbing(secrets)
         }
 
         // NOTICEs would otherwise be printed by libpq on stderr, where the job writes JSON logs.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
-        let handle = LibPQHandle(connection: connection, server: server, secrets: secrets)
+        guard PQsetnonblocking(connection, 1) == 0 else {
+            let message = trimmed(errorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(kind: .connectionFailed, message: "cannot switch to non-blocking mode: \(message)", server: server)
+        }
+        let handle = LibPQHandle(connection: connection, server: server, secrets: secrets, timeout: timeout)
         // Fixed session settings make the text output predictable: UTC ISO timestamps,
-        // shortest round-trip floats, UTF-8 whatever the server or PGCLIENTENCODING say.
+        // shortest round-trip floats, UTF-8 whatever the server or PGCLIENTENCODING say. The
+        // server-side keepalives end the session of a client that vanished (and free its
+        // advisory lock) within about a minute, where the kernel default is two hours.
         _ = try handle.execute(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_encoding = 'UTF8'",
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_encoding = 'UTF8'; "
+                + "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3",
             [], multiStatement: true)
         return handle
     }
 
     func finish() {
-        lock.lock()
-        if let cancelToken { PQfreeCancel(cancelToken) }
-        cancelToken = nil
-        lock.unlock()
+        lock.withLock { cancelToken = nil }
         if let connection { PQfinish(connection) }
         connection = nil
     }
@@ -184,17 +217,12 @@ final class LibPQHandle: @unchecked Sendable {
 
     /// Cancels the statement of `ticket`: on the server if it is running, before it starts otherwise.
     func cancel(_ ticket: UInt64) {
-        lock.withLock {
-            if runningTicket == ticket {
-                // Holding the lock keeps the next statement from starting before the request is sent.
-                if let cancelToken {
-                    var buffer = [CChar](repeating: 0, count: 256)
-                    _ = PQcancel(cancelToken, &buffer, Int32(buffer.count))
-                }
-            } else {
-                cancelledTickets.insert(ticket)
-            }
+        let token: CancelToken? = lock.withLock {
+            if runningTicket == ticket { return cancelToken }
+            cancelledTickets.insert(ticket)
+            return nil
         }
+        token?.send()
     }
 
     // MARK: Statements
@@ -205,30 +233,94 @@ final class LibPQHandle: @unchecked Sendable {
     }
 
     func execute(_ sql: String, _ parameters: [PostgresValue?], multiStatement: Bool) throws -> Outcome {
+        if let broken { throw broken }
         guard let connection else {
             throw PostgresError(kind: .connectionLost, message: "the connection is closed", server: server)
         }
-        let result: OpaquePointer?
+        let sent: Int32
         if multiStatement {
-            result = PQexec(connection, sql)
+            sent = PQsendQuery(connection, sql)
         } else {
             let texts = parameters.map { $0?.postgresText }
-            result = withCStrings(texts) { pointers in
-                PQexecParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+            sent = withCStrings(texts) { pointers in
+                PQsendQueryParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
             }
         }
-        guard let result else {
-            throw PostgresError(kind: connectionLostOrQuery(connection), message: trimmed(errorMessage(connection)), server: server).scrubbing(secrets)
-        }
-        defer { PQclear(result) }
+        guard sent == 1 else { throw connectionError(connection) }
+        try flushOutput(connection)
 
-        switch PQresultStatus(result) {
-        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-            let affected = String(cString: PQcmdTuples(result))
-            return Outcome(rows: Self.rows(of: result), affectedRows: Int(affected) ?? 0)
-        default:
-            throw error(from: result, connection: connection)
+        // Like PQexec: the last result wins, except that an error wins over what follows it.
+        var last: OpaquePointer?
+        var failure: PostgresError?
+        defer { if let last { PQclear(last) } }
+        while true {
+            try awaitResult(connection)
+            guard let result = PQgetResult(connection) else { break }
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                if let previous = last { PQclear(previous) }
+                last = result
+            default:
+                if failure == nil { failure = error(from: result, connection: connection) }
+                PQclear(result)
+            }
         }
+        if let failure { throw failure }
+        guard let last else { throw connectionError(connection) }
+        let affected = String(cString: PQcmdTuples(last))
+        return Outcome(rows: Self.rows(of: last), affectedRows: Int(affected) ?? 0)
+    }
+
+    /// Sends what libpq still holds of the statement, waiting for the socket as needed.
+    private func flushOutput(_ connection: OpaquePointer) throws {
+        while true {
+            switch PQflush(connection) {
+            case 0: return
+            case 1:
+                // Reading while waiting keeps a server that answers early from blocking on us.
+                let events = try wait(connection, for: Int16(POLLIN | POLLOUT), doing: "sending a statement")
+                if events & Int16(POLLIN) != 0, PQconsumeInput(connection) == 0 { throw connectionError(connection) }
+            default: throw connectionError(connection)
+            }
+        }
+    }
+
+    /// Reads until libpq holds a whole result (or the end of them), each wait bounded.
+    private func awaitResult(_ connection: OpaquePointer) throws {
+        while PQisBusy(connection) == 1 {
+            _ = try wait(connection, for: Int16(POLLIN), doing: "waiting for the server's reply")
+            if PQconsumeInput(connection) == 0 { throw connectionError(connection) }
+        }
+    }
+
+    /// Polls the socket for `events` at most `timeout`; past it the statement is cancelled on
+    /// the server (from another thread: PQcancel opens a connection of its own and may itself
+    /// stall), the session is given up, and the wait fails with `.timeout`.
+    private func wait(_ connection: OpaquePointer, for events: Int16, doing what: String) throws -> Int16 {
+        let socket = PQsocket(connection)
+        guard socket >= 0 else { throw connectionError(connection) }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            let milliseconds = remaining <= .zero ? 0 : Int32(min(remaining.seconds * 1000, Double(Int32.max)).rounded(.up))
+            var descriptor = pollfd(fd: socket, events: events, revents: 0)
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready > 0 { return descriptor.revents }
+            if ready < 0, errno == EINTR { continue }
+            if ready < 0 {
+                throw PostgresError(kind: .connectionLost, message: "poll failed: \(String(cString: strerror(errno)))", server: server)
+            }
+            if ContinuousClock.now < deadline { continue }
+            lock.withLock { cancelToken }?.send()
+            let error = PostgresError(kind: .timeout, message: "no answer for \(timeout.secondsText) while \(what); the session was given up",
+                                      server: server, timeout: timeout)
+            broken = error
+            throw error
+        }
+    }
+
+    private func connectionError(_ connection: OpaquePointer) -> PostgresError {
+        PostgresError(kind: connectionLostOrQuery(connection), message: trimmed(errorMessage(connection)), server: server).scrubbing(secrets)
     }
 
     private func error(from result: OpaquePointer, connection: OpaquePointer) -> PostgresError {
@@ -269,6 +361,42 @@ final class LibPQHandle: @unchecked Sendable {
     }
 }
 
+/// libpq's cancel request for one connection, freed when the last user lets go of it.
+///
+/// `@unchecked Sendable` is safe because the pointer is immutable and PQcancel is documented
+/// as safe to call from any thread; the class keeps it alive while a request is on its way,
+/// even after the connection itself was closed.
+final class CancelToken: @unchecked Sendable {
+    private let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { PQfreeCancel(pointer) }
+
+    /// Sends the request from a thread of its own: PQcancel connects to the server and waits
+    /// for it, which must block neither a caller's thread nor a lock, and may never end when
+    /// the network is partitioned.
+    func send() {
+        let thread = Thread { [self] in
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(pointer, &buffer, Int32(buffer.count))
+        }
+        thread.start()
+    }
+}
+
+extension Duration {
+    package var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// "30s", "2.5s": for messages.
+    package var secondsText: String {
+        let value = seconds
+        return (value.rounded() == value ? String(Int64(value)) : String(value)) + "s"
+    }
+}
+
 // MARK: libpq helpers
 
 /// host:port/dbname, bracketing IPv6 literals; the password is not part of it.
@@ -293,8 +421,24 @@ private func trimmed(_ text: String) -> String {
         .joined(separator: " ")
 }
 
+/// The keywords a conninfo string or URL sets, as libpq itself parses it.
+private func keywords(in conninfo: String?) -> [String] {
+    conninfoOptions(conninfo).map(\.keyword)
+}
+
 /// Every `password` the conninfo string or URL carries, as libpq itself parses it.
 private func passwords(in conninfo: String?) -> [String] {
+    var found: [String] = []
+    for option in conninfoOptions(conninfo) where option.keyword == "password" {
+        found.append(option.value)
+        // A URL carries the password percent-encoded; scrub that spelling too.
+        if let encoded = option.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { found.append(encoded) }
+    }
+    return found
+}
+
+/// The options a conninfo string or URL sets (with a value), as libpq itself parses it.
+private func conninfoOptions(_ conninfo: String?) -> [(keyword: String, value: String)] {
     guard let conninfo, !conninfo.isEmpty else { return [] }
     var parseError: UnsafeMutablePointer<CChar>?
     guard let options = PQconninfoParse(conninfo, &parseError) else {
@@ -302,14 +446,10 @@ private func passwords(in conninfo: String?) -> [String] {
         return []
     }
     defer { PQconninfoFree(options) }
-    var found: [String] = []
+    var found: [(keyword: String, value: String)] = []
     var option = options
     while let keyword = option.pointee.keyword {
-        if String(cString: keyword) == "password", let value = option.pointee.val {
-            found.append(String(cString: value))
-            // A URL carries the password percent-encoded; scrub that spelling too.
-            if let encoded = String(cString: value).addingPercentEncoding(withAllowedCharacters: .alphanumerics) { found.append(encoded) }
-        }
+        if let value = option.pointee.val { found.append((String(cString: keyword), String(cString: value))) }
         option += 1
     }
     return found

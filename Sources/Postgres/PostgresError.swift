@@ -12,6 +12,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case decoding
         /// An established connection broke.
         case connectionLost
+        /// The server sent nothing for longer than the connection's timeout: connecting, or
+        /// in the middle of a statement (a partition, a stopped server, a half-open socket).
+        case timeout
     }
 
     public var kind: Kind
@@ -21,9 +24,13 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var hint: String?
     /// host:port/dbname of the server concerned.
     public var server: String?
+    /// The timeout that expired, for `.timeout`.
+    public var timeout: Duration?
 
-    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil, server: String? = nil) {
+    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
+                server: String? = nil, timeout: Duration? = nil) {
         self.kind = kind
+        self.timeout = timeout
         self.sqlState = sqlState
         self.message = message
         self.detail = detail
@@ -39,6 +46,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case .query: text = "PostgreSQL query failed"
         case .decoding: text = "cannot decode a PostgreSQL value"
         case .connectionLost: text = "lost the PostgreSQL connection"
+        case .timeout: text = "PostgreSQL timed out" + (timeout.map { " (timeout \($0.secondsText))" } ?? "")
         }
         if let server { text += " at \(server)" }
         text += ": \(message)"

@@ -113,7 +113,8 @@ struct APIKeysStage {
         batch.removeAll(keepingCapacity: true)
         if let first = outcome.firstErrors.first {
             // The reply names no key string, so it is safe to show.
-            throw StageFailure("Valkey refused \(outcome.errorCount) api-key command(s): \(first.message)")
+            throw StageFailure(temporary: ValkeyError.isTemporaryReply(first.message),
+                               "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) api-key command(s): \(first.message)")
         }
     }
 }

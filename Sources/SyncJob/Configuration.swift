@@ -18,6 +18,13 @@ struct Configuration: Sendable {
     var logLevel: Logger.Level
     var logFormat: LogFormat
     var metricsFile: String?
+    var valkeyTimeout: Duration
+    var postgresTimeout: Duration
+    var maxRuntime: Duration?
+    /// nil: 1 where a primary has replicas, else 0 (SPEC §10).
+    var waitReplicas: Int?
+    var maxHold: Duration
+    var commitGuard: Bool
 
     enum LogFormat: String, Sendable { case json, text }
 
@@ -35,12 +42,18 @@ struct Configuration: Sendable {
             }
             return number
         }
-        func duration(_ flag: String?, _ variable: String, flagName: String, default value: Duration) throws -> Duration {
-            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return value }
+        func optionalDuration(_ flag: String?, _ variable: String, flagName: String, range: ClosedRange<Duration>) throws -> Duration? {
+            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return nil }
             guard let parsed = DurationText.parse(text) else {
                 throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a duration like 5m, 30s, 1h or 250ms")
             }
+            guard range.contains(parsed) else {
+                throw ConfigurationError(setting: name, problem: "\"\(text)\" is outside \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound))")
+            }
             return parsed
+        }
+        func duration(_ flag: String?, _ variable: String, flagName: String, default value: Duration, range: ClosedRange<Duration>) throws -> Duration {
+            try optionalDuration(flag, variable, flagName: flagName, range: range) ?? value
         }
 
         postgresConninfo = setting(options.postgresURL, "DATABASE_URL", flagName: "postgres-url")?.value
@@ -59,19 +72,42 @@ struct Configuration: Sendable {
         if options.valkeyCluster {
             valkeyCluster = true
         } else if let text = environment["SYNC_VALKEY_CLUSTER"], !text.isEmpty {
-            switch text.lowercased() {
-            case "1", "true", "yes", "on": valkeyCluster = true
-            case "0", "false", "no", "off": valkeyCluster = false
-            default: throw ConfigurationError(setting: "SYNC_VALKEY_CLUSTER", problem: "\"\(text)\" is not 1 or 0")
+            guard let value = Self.boolean(text) else {
+                throw ConfigurationError(setting: "SYNC_VALKEY_CLUSTER", problem: "\"\(text)\" is not 1 or 0")
             }
+            valkeyCluster = value
         } else {
             valkeyCluster = false
         }
 
         batchSize = try integer(options.batchSize, "SYNC_BATCH_SIZE", flagName: "batch-size", default: 2000, range: 1...100_000)
         retentionDays = try integer(options.retentionDays, "SYNC_RETENTION_DAYS", flagName: "retention-days", default: 93, range: 1...36_500)
-        overlap = try duration(options.overlap, "SYNC_OVERLAP", flagName: "overlap", default: .seconds(300))
-        settle = try duration(options.settle, "SYNC_SETTLE", flagName: "settle", default: .seconds(5))
+        overlap = try duration(options.overlap, "SYNC_OVERLAP", flagName: "overlap", default: .seconds(300), range: .zero ... .seconds(7 * 86_400))
+        settle = try duration(options.settle, "SYNC_SETTLE", flagName: "settle", default: .seconds(5), range: .zero ... .seconds(86_400))
+        // A timeout under 100ms would fail healthy servers; one over an hour is no timeout.
+        valkeyTimeout = try duration(options.valkeyTimeout, "SYNC_VALKEY_TIMEOUT", flagName: "valkey-timeout", default: .seconds(30),
+                                     range: .milliseconds(100) ... .seconds(3600))
+        postgresTimeout = try duration(options.postgresTimeout, "SYNC_POSTGRES_TIMEOUT", flagName: "postgres-timeout", default: .seconds(60),
+                                       range: .milliseconds(100) ... .seconds(3600))
+        maxRuntime = try optionalDuration(options.maxRuntime, "SYNC_MAX_RUNTIME", flagName: "max-runtime", range: .milliseconds(1) ... .seconds(7 * 86_400))
+        maxHold = try duration(options.maxHold, "SYNC_MAX_HOLD", flagName: "max-hold", default: .seconds(900), range: .zero ... .seconds(86_400))
+        if setting(options.waitReplicas, "SYNC_WAIT_REPLICAS", flagName: "wait-replicas") != nil {
+            waitReplicas = try integer(options.waitReplicas, "SYNC_WAIT_REPLICAS", flagName: "wait-replicas", default: 0, range: 0...16)
+        } else {
+            waitReplicas = nil
+        }
+        if options.noCommitGuard {
+            commitGuard = false
+        } else if let text = environment["SYNC_COMMIT_GUARD"], !text.isEmpty {
+            guard let value = Self.boolean(text) else {
+                throw ConfigurationError(setting: "SYNC_COMMIT_GUARD", problem: "\"\(text)\" is not 1 or 0")
+            }
+            commitGuard = value
+        } else {
+            commitGuard = true
+        }
+        valkey.connectTimeout = valkeyTimeout
+        valkey.commandTimeout = valkeyTimeout
         docs = setting(options.docs, "SYNC_DOCS", flagName: "docs")?.value
 
         let prefix = options.keyPrefix ?? environment["SYNC_KEY_PREFIX"] ?? ""
@@ -108,6 +144,16 @@ struct Configuration: Sendable {
     }
 }
 
+extension Configuration {
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: return nil
+        }
+    }
+}
+
 /// A setting with a bad value: exit 64, naming the flag or variable.
 struct ConfigurationError: Error, CustomStringConvertible {
     var setting: String
@@ -117,10 +163,27 @@ struct ConfigurationError: Error, CustomStringConvertible {
 
 /// Durations as operators write them: 5m, 30s, 1h, 250ms, 1h30m; a bare number is seconds.
 enum DurationText {
+    /// "5m", "30s", "250ms", "1h30m": the spelling `parse` reads.
+    static func format(_ duration: Duration) -> String {
+        var milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if milliseconds == 0 { return "0s" }
+        var text = ""
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where milliseconds >= size {
+            text += "\(milliseconds / size)\(unit)"
+            milliseconds %= size
+        }
+        return text
+    }
+
     static func parse(_ text: String) -> Duration? {
         let text = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard !text.isEmpty else { return nil }
-        if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
+        // Beyond about 30,000 years a value is a typo, and converting it would trap.
+        let largest = 1e15
+        if let seconds = Double(text) {
+            guard seconds >= 0, seconds * 1000 < largest else { return nil }
+            return .milliseconds(Int64(seconds * 1000))
+        }
         var total: Duration = .zero
         var number = ""
         var index = text.startIndex
@@ -147,6 +210,7 @@ enum DurationText {
             case "d": milliseconds = value * 86_400_000
             default: return nil
             }
+            guard milliseconds < largest else { return nil }
             total += .milliseconds(Int64(milliseconds))
             number = ""
             sawUnit = true

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Postgres
+import RESP
 import SearchIndex
 import Valkey
 
@@ -20,23 +21,33 @@ struct JobRunner: Sendable {
             configuration = try Configuration(settings)
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("sync-job: \(error)\n".utf8))
+            // Even this ending is recorded where the metrics file can be named.
+            if let path = settings.metricsFile ?? ProcessInfo.processInfo.environment["SYNC_METRICS_FILE"], !path.isEmpty {
+                var summary = RunSummary(command: command, dryRun: dryRun)
+                summary.error = "\(error)"
+                summary.finish(exitCode: 64, interruptedBy: nil)
+                try? MetricsFile(path: path).write(summary)
+            }
             throw ExitCode(64)
         }
         LogLineHandler.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "sync-job")
         Shutdown.install()
+        if let limit = configuration.maxRuntime { Shutdown.stop(after: limit) }
         return JobRunner(configuration: configuration, dryRun: dryRun, logger: logger, command: command)
     }
 
     /// Connects to both servers (and takes the run lock when `locking`), runs `work`, closes.
-    /// Returns the exit code; `work` returns its own.
-    func withConnections(locking: Bool,
+    /// Returns the exit code; `work` returns its own. When `recording`, an ending before
+    /// `work` (a server unreachable, credentials rejected, the lock busy) is recorded like a
+    /// run's: in the metrics file, and in the run summary when Valkey is reachable (SPEC §10).
+    func withConnections(locking: Bool, recording: Bool = true,
                          _ work: (PostgresConnection, any ValkeyClient) async -> Int32) async -> Int32 {
         let postgres: PostgresConnection
         do {
-            postgres = try await PostgresConnection.connect(configuration.postgresConninfo)
+            postgres = try await PostgresConnection.connect(configuration.postgresConninfo, timeout: configuration.postgresTimeout)
         } catch {
-            return fail(error, context: "connecting to PostgreSQL")
+            return await endEarly(fail(error, context: "connecting to PostgreSQL"), "connecting to PostgreSQL: \(error)", recording: recording)
         }
         defer { postgres.close() }
         if locking {
@@ -47,17 +58,17 @@ struct JobRunner: Sendable {
                         + "; this run stops, the next scheduled one will retry"
                     logger.warning("\(message)")
                     FileHandle.standardError.write(Data("sync-job: \(message)\n".utf8))
-                    return 75
+                    return await endEarly(75, message, recording: recording)
                 }
             } catch {
-                return fail(error, context: "taking the run lock")
+                return await endEarly(fail(error, context: "taking the run lock"), "taking the run lock: \(error)", recording: recording)
             }
         }
         let valkey: any ValkeyClient
         do {
             valkey = try await ValkeyClients.connect(configuration.valkey, cluster: configuration.valkeyCluster ? true : nil)
         } catch {
-            return fail(error, context: "connecting to Valkey")
+            return await endEarly(fail(error, context: "connecting to Valkey"), "connecting to Valkey: \(error)", recording: recording, tryValkey: false)
         }
         // A server still loading its data set answers LOADING for a few seconds: wait for it.
         for _ in 0..<40 {
@@ -68,12 +79,35 @@ struct JobRunner: Sendable {
                 logger.notice("Valkey is not ready yet; waiting", metadata: ["reply": "\(error.message)"])
                 try? await Task.sleep(for: .milliseconds(500))
             } catch {
+                let code = fail(error, context: "talking to Valkey")
+                let ended = await endEarly(code, "talking to Valkey: \(error)", recording: recording, valkey: valkey)
                 await valkey.close()
-                return fail(error, context: "talking to Valkey")
+                return ended
             }
         }
         let code = await work(postgres, valkey)
         await valkey.close()
+        return code
+    }
+
+    /// Records a run that ended before its stages, with `code` and `error`. The summary goes
+    /// to `valkey`, or to a connection opened for it (bounded by the Valkey timeout) unless
+    /// Valkey is what failed.
+    private func endEarly(_ code: Int32, _ error: String, recording: Bool, valkey: (any ValkeyClient)? = nil,
+                          tryValkey: Bool = true) async -> Int32 {
+        guard recording else { return code }
+        var summary = RunSummary(command: command, dryRun: dryRun)
+        summary.error = error
+        summary.finish(exitCode: code, interruptedBy: Shutdown.requested)
+        if let valkey {
+            await record(summary, valkey: valkey)
+        } else if tryValkey, !dryRun,
+                  let opened = try? await ValkeyClients.connect(configuration.valkey, cluster: configuration.valkeyCluster ? true : nil) {
+            await record(summary, valkey: opened)
+            await opened.close()
+        } else {
+            await record(summary, valkey: nil)
+        }
         return code
     }
 
@@ -84,7 +118,7 @@ struct JobRunner: Sendable {
         var summary = RunSummary(command: command, dryRun: dryRun)
         var exitCode: Int32 = 0
         for stage in stages {
-            if Shutdown.requested != nil { break }
+            if Shutdown.stopRequested { break }
             var report = StageReport(stage: stage)
             let started = ContinuousClock.now
             do {
@@ -108,6 +142,10 @@ struct JobRunner: Sendable {
             print(report.summaryLine)
             logger.info("stage done", metadata: report.metadata)
             summary.stages.append(report)
+        }
+        if Shutdown.deadlineReached, exitCode == 0 {
+            logger.warning("the run reached --max-runtime and stopped at a safe point; the next run continues from there")
+            exitCode = 75
         }
         summary.finish(exitCode: exitCode, interruptedBy: Shutdown.requested)
         await record(summary, valkey: valkey)
@@ -135,11 +173,19 @@ struct JobRunner: Sendable {
         }
     }
 
-    /// Writes the summary to `sync:last_run` (not on a dry run) and the metrics file.
-    private func record(_ summary: RunSummary, valkey: any ValkeyClient) async {
-        if !dryRun {
+    /// Writes the summary to `sync:last_run` and `sync:last_run:COMMAND` (not on a dry run)
+    /// and the metrics file.
+    func record(_ summary: RunSummary, valkey: (any ValkeyClient)?) async {
+        if !dryRun, let valkey {
+            let latest = configuration.keys.key(.lastRun)
+            var batch = CommandBatch()
+            batch.append("SET", latest, summary.json)
+            batch.append("SET", latest + ":" + summary.commandKey, summary.json)
             do {
-                _ = try await valkey.send("SET", configuration.keys.key(.lastRun), summary.json)
+                let outcome = try await valkey.executeCountingErrors(batch)
+                if let refused = outcome.firstErrors.first {
+                    logger.warning("Valkey refused the run summary", metadata: ["server": "\(valkey.serverDescription)", "error": "\(refused.message)"])
+                }
             } catch {
                 logger.warning("could not write the run summary", metadata: ["error": "\(error)"])
             }
@@ -170,7 +216,7 @@ struct JobRunner: Sendable {
         case let error as PostgresError:
             switch error.kind {
             case .authenticationFailed: return 64
-            case .connectionFailed, .connectionLost: return 75
+            case .connectionFailed, .connectionLost, .timeout: return 75
             case .query, .decoding: return 1
             }
         case is ConfigurationError:
@@ -185,16 +231,12 @@ struct JobRunner: Sendable {
         }
     }
 
-    /// Ends the invocation: by the signal that stopped it, else with `code`.
+    /// Ends the invocation: by the signal that stopped it, else with `code` (75 when
+    /// `--max-runtime` stopped a run that had not failed otherwise). Stdout is flushed first.
     static func finish(_ code: Int32) throws {
+        fflush(nil)
         if let signal = Shutdown.requested { Shutdown.exit(by: signal) }
-        if code != 0 { throw ExitCode(code) }
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
+        let final = Shutdown.deadlineReached && code == 0 ? 75 : code
+        if final != 0 { throw ExitCode(final) }
     }
 }

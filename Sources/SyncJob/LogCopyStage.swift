@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import Postgres
 import RESP
@@ -31,9 +32,12 @@ struct LogCopyStage: Sendable {
         let databaseNow = try await postgres.databaseNow()
         let cutoff = PostgresTimestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
         let watermark = try await store.read(table.name)
-        let window = ReadWindow(watermark: watermark, overlap: configuration.overlap,
+        var window = ReadWindow(watermark: watermark, overlap: configuration.overlap,
                                 settle: configuration.settle, databaseNow: databaseNow, cutoff: cutoff)
         report.fact("watermark_before", watermark?.rfc3339 ?? "none")
+        if configuration.commitGuard {
+            window.until = try await guardedUpperBound(window.until, postgres: postgres, report: &report)
+        }
         logger.info("copy starts", metadata: [
             "stage": "\(stage.rawValue)", "window": "\(window)", "dry_run": "\(dryRun)",
         ])
@@ -45,15 +49,54 @@ struct LogCopyStage: Sendable {
             let lag = Double(max(0, newest.microsecondsSinceEpoch - after.microsecondsSinceEpoch)) / 1e6
             report.fact("lag_seconds", String(format: "%.3f", lag))
         }
-        if outcome.interrupted { report.fact("stopped", "by signal, after the batch in flight") }
+        if outcome.interrupted { report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the batch in flight") }
         let nullTimestamps = try await postgres.query(
             "select count(*) from \(quoteIdentifier(table.name)) where \"timestamp\" is null")
         report.count("read", outcome.read)
         report.count(dryRun ? "would_write" : "written", outcome.written)
         report.count("skipped_too_old", outcome.skippedTooOld)
         report.count("skipped_null_timestamp", try nullTimestamps.first?[0].decode(Int.self) ?? 0)
-        if !outcome.skippedNullKey.isEmpty { report.count("skipped_null_key", outcome.skippedNullKey.count) }
+        if outcome.skippedNullKey > 0 {
+            report.count("skipped_null_key", outcome.skippedNullKey)
+            report.fact("skipped_null_key_first_ids", outcome.firstSkippedNullKeyIDs.joined(separator: " "))
+            logger.warning("rows not copied: their entry key names a NULL column", metadata: [
+                "table": "\(table.name)", "rows": "\(outcome.skippedNullKey)",
+                "first_ids": "\(outcome.firstSkippedNullKeyIDs.joined(separator: " "))",
+                "template": "\(configuration.keys[table.entry].text)",
+            ])
+        }
         report.count("pages", outcome.pages)
+    }
+
+    /// The commit guard of SPEC §4: lowers `settleBound` to the start of the oldest open
+    /// transaction of another session (at most `--max-hold`), and says how far and why.
+    private func guardedUpperBound(_ settleBound: PostgresTimestamp, postgres: PostgresConnection,
+                                   report: inout StageReport) async throws -> PostgresTimestamp {
+        let observation = try await CommitGuard.observe(postgres)
+        if !observation.seesAllSessions, CommitGuardNotices.first(.invisibleSessions) {
+            logger.notice("commit guard: this role cannot see other roles' transactions (grant it pg_read_all_stats or pg_monitor); their late commits are covered by --overlap alone")
+        }
+        if observation.isStandby, CommitGuardNotices.first(.standby) {
+            logger.warning("commit guard: the source is a standby; the primary's open transactions are not visible from here, so their late commits are covered by --overlap alone")
+        }
+        let decision = CommitGuard(maxHold: configuration.maxHold).decide(settleBound: settleBound, observation: observation)
+        if decision.heldBack > .zero {
+            var text = "held back \(decision.heldBack.secondsText)"
+            if let holder = decision.holder { text += " by " + holder.description }
+            else if observation.standbyReplayedUntil != nil { text += " to the standby's last replayed commit" }
+            report.fact("commit_guard", text)
+        }
+        if decision.capped {
+            logger.warning("commit guard: an open transaction is older than --max-hold; the copy proceeds past it, and rows it commits later below the watermark need a backfill", metadata: [
+                "table": "\(table.name)", "holder": "\(decision.holder?.description ?? "?")",
+                "max_hold": "\(configuration.maxHold.secondsText)",
+            ])
+        } else if let holder = decision.holder {
+            logger.info("commit guard: copy held back behind an open transaction", metadata: [
+                "table": "\(table.name)", "holder": "\(holder.description)", "held_back": "\(decision.heldBack.secondsText)",
+            ])
+        }
+        return decision.until
     }
 
     /// `backfill`: re-copies [since, until) without reading or moving the watermark.
@@ -73,12 +116,15 @@ struct LogCopyStage: Sendable {
         report.count(dryRun ? "would_write" : "written", outcome.written)
         report.count("skipped_too_old", outcome.skippedTooOld)
         report.count("pages", outcome.pages)
-        if outcome.interrupted { report.fact("stopped", "by signal, after the batch in flight") }
+        if outcome.interrupted { report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the batch in flight") }
     }
 
     struct Outcome {
         var read = 0, written = 0, skippedTooOld = 0, pages = 0
-        var skippedNullKey: [String] = []
+        /// Rows whose entry key names a NULL column: counted, with the first few ids kept for
+        /// the report, so that a bad template cannot flood the log or memory.
+        var skippedNullKey = 0
+        var firstSkippedNullKeyIDs: [String] = []
         var watermark: PostgresTimestamp?
         var interrupted = false
     }
@@ -99,14 +145,26 @@ struct LogCopyStage: Sendable {
         // this process. The watermark moves only once its page's replies are all in.
         var inFlight: InFlightPage?
         var watermarkWrite: Task<Void, any Error>?
+        // Set once a page was refused or not acknowledged: no later page may move the watermark.
+        var settleFailed = false
         func settle(_ page: InFlightPage) async throws {
+            do {
+                try await acknowledge(page)
+            } catch {
+                settleFailed = true
+                throw error
+            }
+        }
+        func acknowledge(_ page: InFlightPage) async throws {
             if let task = page.task {
                 let result = try await task.value
                 guard result.errorCount == 0 else {
                     throw StageFailure(temporary: result.firstErrors.contains { ValkeyError.isTemporaryReply($0.message) },
-                        "Valkey refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
+                        "Valkey \(valkey.serverDescription) refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
                             + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
                 }
+                // Acknowledged means replicated: a failover must not drop what the watermark passed.
+                try await valkey.waitForReplication(required: configuration.waitReplicas)
             }
             guard let last = page.lastTimestamp, let store, last > (outcome.watermark ?? last.moved(by: .microseconds(-1))) else { return }
             // Writes stay in order; none waits for the next page.
@@ -117,34 +175,42 @@ struct LogCopyStage: Sendable {
                 "table": "\(table.name)", "commands": "\(page.commands)", "watermark": "\(last.rfc3339)",
             ])
         }
-        for try await page in reader.pages(from: window.from, until: window.until) {
-            var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
-            let pageOutcome = try encoder.encode(page, cutoff: cutoff, into: &batch)
-            outcome.pages += 1
-            outcome.read += pageOutcome.rows
-            outcome.written += pageOutcome.written
-            outcome.skippedTooOld += pageOutcome.skippedTooOld
-            for id in pageOutcome.skippedNullKey {
-                logger.warning("row not copied: its entry key names a NULL column", metadata: [
-                    "table": "\(table.name)", "id": "\(id)", "template": "\(configuration.keys[table.entry].text)",
-                ])
+        do {
+            for try await page in reader.pages(from: window.from, until: window.until) {
+                var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
+                let pageOutcome = try encoder.encode(page, cutoff: cutoff, into: &batch)
+                outcome.pages += 1
+                outcome.read += pageOutcome.rows
+                outcome.written += pageOutcome.written
+                outcome.skippedTooOld += pageOutcome.skippedTooOld
+                outcome.skippedNullKey += pageOutcome.skippedNullKey.count
+                outcome.firstSkippedNullKeyIDs += pageOutcome.skippedNullKey.prefix(max(0, 5 - outcome.firstSkippedNullKeyIDs.count))
+                if let last = pageOutcome.lastTimestamp { progress.update(rows: outcome.read, at: last) }
+                guard !dryRun else { continue }
+                let batchToSend = batch
+                let task: Task<PipelineOutcome, any Error>? = batch.isEmpty ? nil : Task { try await valkey.executeCountingErrors(batchToSend) }
+                let previous = inFlight
+                inFlight = InFlightPage(task: task, lastTimestamp: pageOutcome.lastTimestamp, commands: batch.count)
+                if let previous { try await settle(previous) }
+                if Shutdown.stopRequested {
+                    logger.notice("asked to stop: finishing the batch in flight, then stopping (a second signal stops at once)",
+                                  metadata: ["reason": "\(Shutdown.stopReason ?? "?")"])
+                    // Finish the batch in flight and save its watermark: a clean place to stop.
+                    outcome.interrupted = true
+                    break
+                }
             }
-            outcome.skippedNullKey += pageOutcome.skippedNullKey
-            if let last = pageOutcome.lastTimestamp { progress.update(rows: outcome.read, at: last) }
-            guard !dryRun else { continue }
-            let batchToSend = batch
-            let task: Task<PipelineOutcome, any Error>? = batch.isEmpty ? nil : Task { try await valkey.executeCountingErrors(batchToSend) }
-            if let previous = inFlight { try await settle(previous) }
-            inFlight = InFlightPage(task: task, lastTimestamp: pageOutcome.lastTimestamp, commands: batch.count)
-            if let signal = Shutdown.requested {
-                logger.notice("signal received: finishing the batch in flight, then stopping (a second signal stops at once)",
-                              metadata: ["signal": "\(signal)"])
-                // Finish the batch in flight and save its watermark: a clean place to stop.
-                outcome.interrupted = true
-                break
+            if let last = inFlight {
+                inFlight = nil
+                try await settle(last)
             }
+        } catch {
+            // A failure reading PostgreSQL still lets the page in flight be acknowledged and
+            // its watermark saved; and the watermark write is awaited on every path.
+            if !settleFailed, let last = inFlight { try? await settle(last) }
+            _ = try? await watermarkWrite?.value
+            throw error
         }
-        if let last = inFlight { try await settle(last) }
         try await watermarkWrite?.value
         if outcome.interrupted {
             logger.notice("stopped after the batch in flight", metadata: [
@@ -152,6 +218,17 @@ struct LogCopyStage: Sendable {
             ])
         }
         return outcome
+    }
+}
+
+private let commitGuardNoticesGiven = Atomic<Int>(0)
+
+/// Notices the commit guard gives once per run, however many copy stages run.
+enum CommitGuardNotices {
+    enum Kind: Int { case invisibleSessions = 1, standby = 2 }
+    /// True the first time `kind` is asked for.
+    static func first(_ kind: Kind) -> Bool {
+        commitGuardNoticesGiven.bitwiseOr(kind.rawValue, ordering: .relaxed).oldValue & kind.rawValue == 0
     }
 }
 

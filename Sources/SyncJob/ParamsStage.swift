@@ -42,7 +42,8 @@ struct ParamsStage {
         }
         let replies = try await valkey.execute(batch)
         if let failure = replies.first(where: \.isError) {
-            throw StageFailure("Valkey refused replacing \(key): \(failure.errorMessage ?? "?")")
+            throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
+                               "Valkey \(valkey.serverDescription) refused replacing \(key): \(failure.errorMessage ?? "?")")
         }
         report.count("written", rows.count)
     }

@@ -26,6 +26,7 @@ struct RetentionStage {
         var members = 0
         var indexKeys = 0
         for table in [LogTable.usageLogs, .reportUsageLogs] {
+            if Shutdown.stopRequested { break }
             let removed = try await expireEntries(table, bound: bound, valkey: valkey)
             entries += removed.entries
             members += removed.members
@@ -66,11 +67,13 @@ struct RetentionStage {
             batch.append(["ZREM", global] + ids)
             let replies = try await valkey.execute(batch)
             if let failure = replies.first(where: \.isError) {
-                throw StageFailure("Valkey refused removing expired \(table.name) entries: \(failure.errorMessage ?? "?")")
+                throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
+                                   "Valkey \(valkey.serverDescription) refused removing expired \(table.name) entries: \(failure.errorMessage ?? "?")")
             }
             entries += replies.dropLast().reduce(0) { $0 + Int($1.int ?? 0) }
             members += Int(replies.last?.int ?? 0)
-            if ids.count < chunk { break }
+            // Each chunk is a safe point: what is left expires on the next run.
+            if ids.count < chunk || Shutdown.stopRequested { break }
         }
         return (entries, members)
     }
@@ -103,7 +106,8 @@ struct RetentionStage {
             }
             let replies = try await valkey.execute(batch)
             if let failure = replies.first(where: \.isError) {
-                throw StageFailure("Valkey refused trimming \(table.name) indexes: \(failure.errorMessage ?? "?")")
+                throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
+                                   "Valkey \(valkey.serverDescription) refused trimming \(table.name) indexes: \(failure.errorMessage ?? "?")")
             }
             if dryRun {
                 members += replies.reduce(0) { $0 + Int($1.int ?? 0) }
@@ -118,7 +122,7 @@ struct RetentionStage {
                 // SSCAN tolerates removals during the iteration.
                 _ = try await valkey.send(["SREM", registry] + emptied)
             }
-        } while cursor != "0"
+        } while cursor != "0" && !Shutdown.stopRequested
         return (members, keys)
     }
 }

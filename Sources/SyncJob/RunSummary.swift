@@ -11,6 +11,10 @@ struct RunSummary: Sendable {
     var interruptedBy: Int32?
     /// The process's peak resident memory (VmHWM), so operators see the memory bound hold.
     var peakRSSBytes: Int = 0
+    /// Why the run ended before or outside its stages (a server unreachable, the lock busy).
+    var error: String?
+    /// What stopped the run early: a signal or `max-runtime`.
+    var stoppedBy: String?
 
     init(command: String, dryRun: Bool) {
         self.command = command
@@ -18,14 +22,21 @@ struct RunSummary: Sendable {
     }
 
     var outcome: String {
-        if interruptedBy != nil { return "interrupted" }
+        if stoppedBy != nil { return "interrupted" }
         return exitCode == 0 ? "success" : "failed"
+    }
+
+    /// The command's own name, for `sync:last_run:COMMAND` and the metrics label: `run`,
+    /// `nightly`, `backfill`, `verify`.
+    var commandKey: String {
+        String(command.split(separator: " ").first ?? "run")
     }
 
     mutating func finish(exitCode: Int32, interruptedBy signal: Int32?) {
         finishedAt = Date()
         self.exitCode = exitCode
         interruptedBy = signal
+        stoppedBy = Shutdown.stopReason
         peakRSSBytes = Self.peakRSS()
     }
 
@@ -51,7 +62,7 @@ struct RunSummary: Sendable {
             if let failure = stage.failure { fields.append("\"error\":\(JSONText.quote(failure))") }
             return "{" + fields.joined(separator: ",") + "}"
         }
-        let fields = [
+        var fields: [String] = [
             "\"command\":\(JSONText.quote(command))",
             "\"outcome\":\(JSONText.quote(outcome))",
             "\"exit_code\":\(exitCode)",
@@ -62,6 +73,8 @@ struct RunSummary: Sendable {
             "\"peak_rss_bytes\":\(peakRSSBytes)",
             "\"stages\":[" + stageObjects.joined(separator: ",") + "]",
         ]
+        if let error { fields.append("\"error\":\(JSONText.quote(error))") }
+        if let stoppedBy { fields.append("\"stopped_by\":\(JSONText.quote(stoppedBy))") }
         return "{" + fields.joined(separator: ",") + "}"
     }
 
@@ -76,15 +89,29 @@ struct MetricsFile {
     let path: String
 
     func write(_ summary: RunSummary) throws {
+        let command = summary.commandKey
+        let commandLabel = "command=\"\(command)\""
+        // Every sample carries the command; the samples of other commands are kept as they
+        // were, so that the minute `run` never hides what the last `nightly` did (SPEC §10).
+        var othersSamples: [String: [String]] = [:]
+        var ownValues: [String: Double] = [:]
         let previous = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        func previousValue(_ name: String) -> Double? {
-            previous.split(separator: "\n").first { $0.hasPrefix(name + " ") }
-                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        for line in previous.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let nameEnd = line.firstIndex(where: { $0 == "{" || $0 == " " }), line[nameEnd] == "{",
+                  let labelsEnd = line.firstIndex(of: "}") else { continue }
+            let name = String(line[..<nameEnd])
+            let labels = line[line.index(after: nameEnd)..<labelsEnd]
+            guard let owner = Self.commandLabel(in: labels) else { continue }
+            if owner != command {
+                othersSamples[name, default: []].append(String(line))
+            } else if labels == commandLabel[...], let value = Double(line.split(separator: " ").last ?? "") {
+                ownValues[name] = value
+            }
         }
         let finished = summary.finishedAt.timeIntervalSince1970
         let success = summary.outcome == "success"
-        let lastSuccess = success ? finished : (previousValue("sync_job_last_success_timestamp_seconds") ?? 0)
-        let failures = (previousValue("sync_job_failures_total") ?? 0) + (success ? 0 : 1)
+        let lastSuccess = success ? finished : (ownValues["sync_job_last_success_timestamp_seconds"] ?? 0)
+        let failures = (ownValues["sync_job_failures_total"] ?? 0) + (success ? 0 : 1)
         var lines: [String] = []
         func metric(_ name: String, _ help: String, _ type: String, _ samples: [(labels: String, value: Double)]) {
             lines.append("# HELP \(name) \(help)")
@@ -92,24 +119,25 @@ struct MetricsFile {
             for sample in samples {
                 let value = sample.value.rounded() == sample.value && abs(sample.value) < 1e15
                     ? String(Int64(sample.value)) : String(sample.value)
-                lines.append(sample.labels.isEmpty ? "\(name) \(value)" : "\(name){\(sample.labels)} \(value)")
+                lines.append("\(name){\(commandLabel)\(sample.labels.isEmpty ? "" : ",")\(sample.labels)} \(value)")
             }
+            lines += othersSamples[name] ?? []
         }
-        metric("sync_job_last_run_timestamp_seconds", "When the last run finished (Unix time).", "gauge", [("", finished)])
-        metric("sync_job_last_success_timestamp_seconds", "When the last successful run finished (Unix time).", "gauge", [("", lastSuccess)])
-        metric("sync_job_last_run_success", "1 if the last run succeeded, else 0.", "gauge", [("", success ? 1 : 0)])
-        metric("sync_job_last_run_exit_code", "Exit code of the last run.", "gauge", [("", Double(summary.exitCode))])
-        metric("sync_job_failures_total", "Runs that failed or were interrupted, since the metrics file was created.", "counter", [("", failures)])
-        metric("sync_job_peak_rss_bytes", "Peak resident memory of the last run.", "gauge", [("", Double(summary.peakRSSBytes))])
-        metric("sync_job_run_duration_seconds", "Duration of the last run.", "gauge",
+        metric("sync_job_last_run_timestamp_seconds", "When the last run of the command finished (Unix time).", "gauge", [("", finished)])
+        metric("sync_job_last_success_timestamp_seconds", "When the last successful run of the command finished (Unix time).", "gauge", [("", lastSuccess)])
+        metric("sync_job_last_run_success", "1 if the last run of the command succeeded, else 0.", "gauge", [("", success ? 1 : 0)])
+        metric("sync_job_last_run_exit_code", "Exit code of the last run of the command.", "gauge", [("", Double(summary.exitCode))])
+        metric("sync_job_failures_total", "Runs of the command that failed or were interrupted, since the metrics file was created.", "counter", [("", failures)])
+        metric("sync_job_peak_rss_bytes", "Peak resident memory of the last run of the command.", "gauge", [("", Double(summary.peakRSSBytes))])
+        metric("sync_job_run_duration_seconds", "Duration of the last run of the command.", "gauge",
                [("", summary.finishedAt.timeIntervalSince(summary.startedAt))])
-        metric("sync_job_stage_duration_seconds", "Duration of each stage in the last run.", "gauge",
+        metric("sync_job_stage_duration_seconds", "Duration of each stage in the last run of the command.", "gauge",
                summary.stages.map { ("stage=\"\($0.stage.rawValue)\"", $0.seconds) })
-        metric("sync_job_stage_success", "1 if the stage succeeded in the last run, else 0.", "gauge",
+        metric("sync_job_stage_success", "1 if the stage succeeded in the last run of the command, else 0.", "gauge",
                summary.stages.map { ("stage=\"\($0.stage.rawValue)\"", $0.failure == nil ? 1 : 0) })
-        metric("sync_job_stage_rows", "Rows (or items) each stage handled in the last run, by kind.", "gauge",
+        metric("sync_job_stage_rows", "Rows (or items) each stage handled in the last run of the command, by kind.", "gauge",
                summary.stages.flatMap { stage in stage.counts.map { ("stage=\"\(stage.stage.rawValue)\",kind=\"\($0.0)\"", Double($0.1)) } })
-        metric("sync_job_lag_seconds", "How far the watermark trails the newest source row, after the last run.", "gauge",
+        metric("sync_job_lag_seconds", "How far the watermark trails the newest source row, after the last run of the command.", "gauge",
                summary.stages.compactMap { stage in
                    stage.facts.first { $0.0 == "lag_seconds" }.flatMap { Double($0.1) }
                        .map { ("table=\"\(stage.stage == .usageLogs ? "usage_logs" : "report_usage_logs")\"", $0) }
@@ -122,5 +150,13 @@ struct MetricsFile {
             unlink(temporary)
             throw ConfigurationError(setting: "--metrics-file", problem: "cannot replace \(path): \(reason)")
         }
+    }
+
+    /// The value of the `command` label in a sample's label text, if it has one.
+    static func commandLabel(in labels: Substring) -> String? {
+        guard let start = labels.range(of: "command=\"") else { return nil }
+        let rest = labels[start.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<end])
     }
 }

@@ -45,7 +45,8 @@ struct SearchIndexStage {
         if !dryRun, !batch.isEmpty {
             let outcome = try await valkey.executeCountingErrors(batch)
             if let first = outcome.firstErrors.first {
-                throw StageFailure("Valkey refused \(outcome.errorCount) search-index writes: \(first.message)")
+                throw StageFailure(temporary: ValkeyError.isTemporaryReply(first.message),
+                                   "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) search-index writes: \(first.message)")
             }
         }
         report.count(dryRun ? "would_write_keys" : "written_keys", batch.count)

@@ -59,6 +59,24 @@ struct SettingsOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: ArgumentHelp("json (default off a terminal) or text. (SYNC_LOG_FORMAT)", valueName: "format"))
     var logFormat: String?
 
+    @Option(name: .customLong("valkey-timeout"), help: ArgumentHelp("Longest wait for Valkey: connect, TLS handshake, HELLO/AUTH, and any reply without progress (default 30s). (SYNC_VALKEY_TIMEOUT)", valueName: "duration"))
+    var valkeyTimeout: String?
+
+    @Option(name: .customLong("postgres-timeout"), help: ArgumentHelp("Longest wait for PostgreSQL: connect, and any wait for the server's next bytes (default 60s). (SYNC_POSTGRES_TIMEOUT)", valueName: "duration"))
+    var postgresTimeout: String?
+
+    @Option(name: .customLong("max-runtime"), help: ArgumentHelp("Stop as on SIGTERM once the run has lasted this long, and exit 75 (default: no limit). (SYNC_MAX_RUNTIME)", valueName: "duration"))
+    var maxRuntime: String?
+
+    @Option(name: .customLong("wait-replicas"), help: ArgumentHelp("Replicas that must hold a page before its watermark moves (default 1 when the primary has replicas, else 0). (SYNC_WAIT_REPLICAS)", valueName: "count"))
+    var waitReplicas: String?
+
+    @Option(name: .customLong("max-hold"), help: ArgumentHelp("Longest the commit guard holds the copy back behind another session's open transaction (default 15m). (SYNC_MAX_HOLD)", valueName: "duration"))
+    var maxHold: String?
+
+    @Flag(name: .customLong("no-commit-guard"), help: "Do not hold the copy back behind other sessions' open transactions. (SYNC_COMMIT_GUARD=0)")
+    var noCommitGuard = false
+
     @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write Prometheus text-format metrics here, atomically, for the node_exporter textfile collector. (SYNC_METRICS_FILE)", valueName: "path"))
     var metricsFile: String?
 }

@@ -4,6 +4,8 @@ import Synchronization
 /// The signal that asked the run to stop (0: none). A global, so the C signal handler can
 /// reach it; atomic operations are async-signal-safe.
 private let requestedSignal = Atomic<Int32>(0)
+/// Set once `--max-runtime` has passed.
+private let deadlinePassed = Atomic<Bool>(false)
 
 /// SIGTERM/SIGINT handling (SPEC §8): the first signal asks the run to stop after the batch
 /// in flight (its watermark saved); a second one ends the process at once. After a clean
@@ -13,6 +15,26 @@ enum Shutdown {
     static var requested: Int32? {
         let value = requestedSignal.load(ordering: .relaxed)
         return value == 0 ? nil : value
+    }
+
+    /// True once the run should stop at its next safe point: by a signal or by `--max-runtime`.
+    static var stopRequested: Bool { requested != nil || deadlineReached }
+
+    /// True once `--max-runtime` has passed.
+    static var deadlineReached: Bool { deadlinePassed.load(ordering: .relaxed) }
+
+    /// Why the run stops early, for logs and the summary; nil when it does not.
+    static var stopReason: String? {
+        if let signal = requested { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)" }
+        return deadlineReached ? "max-runtime" : nil
+    }
+
+    /// Asks the run to stop at its next safe point once `limit` has passed, as SIGTERM would.
+    static func stop(after limit: Duration) {
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
+            deadlinePassed.store(true, ordering: .relaxed)
+        }
     }
 
     /// Installs the handlers synchronously (a signal arriving right after is never lost).
@@ -35,6 +57,7 @@ enum Shutdown {
 
     /// Ends the process by `number` with its default action.
     static func exit(by number: Int32) -> Never {
+        fflush(nil)
         signal(number, SIG_DFL)
         var set = sigset_t()
         sigemptyset(&set)

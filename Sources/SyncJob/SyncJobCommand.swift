@@ -134,7 +134,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let runner = try JobRunner.make(settings, command: "status")
-        let code = await runner.withConnections(locking: false) { postgres, valkey in
+        let code = await runner.withConnections(locking: false, recording: false) { postgres, valkey in
             do {
                 try await StatusReport(configuration: runner.configuration).print(json: json, postgres: postgres, valkey: valkey)
                 return 0
@@ -164,12 +164,19 @@ struct VerifyCommand: AsyncParsableCommand {
     func run() async throws {
         let runner = try JobRunner.make(settings, command: repair ? "verify --repair" : "verify")
         let code = await runner.withConnections(locking: repair) { postgres, valkey in
+            var summary = RunSummary(command: runner.command, dryRun: false)
+            var code: Int32
             do {
-                return try await Verification(configuration: runner.configuration, logger: runner.logger)
+                code = try await Verification(configuration: runner.configuration, logger: runner.logger)
                     .run(since: since?.value, repair: repair, postgres: postgres, valkey: valkey)
             } catch {
-                return runner.fail(error, context: "verify")
+                code = runner.fail(error, context: "verify")
+                summary.error = "\(error)"
             }
+            if Shutdown.deadlineReached, code == 0 { code = 75 }
+            summary.finish(exitCode: code, interruptedBy: Shutdown.requested)
+            await runner.record(summary, valkey: valkey)
+            return code
         }
         try JobRunner.finish(code)
     }

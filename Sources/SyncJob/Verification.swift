@@ -53,6 +53,8 @@ struct Verification {
             if repair, !bad.isEmpty {
                 let copier = LogCopyStage(stage, configuration: configuration, dryRun: false, logger: logger)
                 for day in bad {
+                    // A day is the safe point: stop before the next one on a signal or --max-runtime.
+                    if Shutdown.stopRequested { break }
                     let (dayStart, dayEnd) = dayBounds(day.day, from: start, through: watermark)
                     let removed = try await removeVanished(table, from: dayStart, until: dayEnd, postgres: postgres, valkey: valkey)
                     let outcome = try await copier.copy(window: ReadWindow(from: dayStart, until: dayEnd), cutoff: cutoff,
@@ -154,7 +156,11 @@ struct Verification {
             indexKeys += try await registeredIndexKeys(table, valkey: valkey)
         }
         for key in Set(indexKeys) { batch.append("ZREM", key, id) }
-        _ = try await valkey.executeCountingErrors(batch)
+        let outcome = try await valkey.executeCountingErrors(batch)
+        if let refused = outcome.firstErrors.first {
+            throw StageFailure(temporary: ValkeyError.isTemporaryReply(refused.message),
+                               "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) command(s) removing the vanished entry \(id) of \(table.name): \(refused.message)")
+        }
     }
 
     private func registeredIndexKeys(_ table: LogTable, valkey: any ValkeyClient) async throws -> [String] {

@@ -276,8 +276,8 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
             guard failure == nil, !sinks.isEmpty, let context = self.context else { return }
             let due = lastProgress + commandTimeout
             if NIODeadline.now() >= due {
-                let seconds = Double(commandTimeout.nanoseconds) / 1e9
-                failAndClose(ValkeyError(.timeout, server: server, message: "no reply within the command timeout of \(seconds)s; the connection was closed"), context: context)
+                let seconds = ValkeyConnection.secondsText(.nanoseconds(commandTimeout.nanoseconds))
+                failAndClose(ValkeyError(.timeout, server: server, message: "no reply for \(seconds) (the Valkey timeout) while commands were pending; the connection was closed"), context: context)
             } else {
                 scheduleTimeout(at: due, context: context)
             }

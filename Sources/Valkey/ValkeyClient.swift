@@ -14,6 +14,10 @@ public protocol ValkeyClient: Sendable {
     func execute(_ batch: CommandBatch) async throws -> [RESPValue]
     /// Like `execute`, keeping only the error count and the first errors.
     func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome
+    /// Waits until `required` replicas (nil: one where the primary has replicas, else none)
+    /// hold every write sent so far, on every primary written to (SPEC §10); throws
+    /// `.timeout` when they do not confirm within the command timeout.
+    func waitForReplication(required: Int?) async throws
     func close() async
 }
 

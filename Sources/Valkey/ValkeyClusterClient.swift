@@ -63,6 +63,17 @@ public final class ValkeyClusterClient: ValkeyClient {
         try await topology.primaries()
     }
 
+    /// WAIT on every primary this client has an open connection to: the ones written to.
+    public func waitForReplication(required: Int?) async throws {
+        let connections = await topology.openConnections()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in connections {
+                group.addTask { try await connection.waitForReplication(required: required) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     public func close() async {
         await topology.closeAll()
     }
@@ -192,8 +203,10 @@ public final class ValkeyClusterClient: ValkeyClient {
             for (destination, indices, reply) in replies {
                 switch reply {
                 case .failure(let error):
-                    guard let error = error as? ValkeyError,
-                          [.connectionFailed, .connectionClosed, .timeout].contains(error.kind) else { throw error }
+                    // Only a node that could not be reached is tried again (after a refresh of
+                    // the slot map); a connection lost mid-stage ends the run, since the node
+                    // may have lost what it acknowledged (SPEC §10).
+                    guard let error = error as? ValkeyError, error.kind == .connectionFailed else { throw error }
                     await topology.dropConnection(to: destination.node)
                     connectionError = error
                     next += indices.map { Pending(index: $0, ask: nil) }

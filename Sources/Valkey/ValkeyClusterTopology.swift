@@ -34,11 +34,15 @@ actor ValkeyClusterTopology {
         return copy
     }
 
-    /// The open connection to `node`, connecting when there is none or it was closed.
+    /// The open connection to `node`, connecting when there is none yet (or the last attempt
+    /// failed). A connection that was open and closed is never replaced: the node may have
+    /// restarted and lost writes it had acknowledged, which only a new run can restore.
     func connection(to node: ClusterNodeAddress) async throws -> ValkeyConnection {
         if let task = connections[node] {
-            if let connection = try? await task.value, connection.isActive {
-                return connection
+            if let connection = try? await task.value {
+                if connection.isActive { return connection }
+                throw ValkeyError(.connectionClosed, server: node.description,
+                                  message: "the connection to this cluster node was lost; the run does not reconnect, since a restarted node may have lost acknowledged writes")
             }
             drop(node, task: task)
         }
@@ -103,6 +107,17 @@ actor ValkeyClusterTopology {
             }
         }
         throw lastError ?? ValkeyError(.connectionFailed, server: seed.description, message: "no cluster node answered CLUSTER SLOTS")
+    }
+
+    /// The open connections to primaries that serve slots, without connecting to others.
+    func openConnections() async -> [ValkeyConnection] {
+        var result: [ValkeyConnection] = []
+        for node in map.servingNodes {
+            if let task = connections[node], let connection = try? await task.value, connection.isActive {
+                result.append(connection)
+            }
+        }
+        return result
     }
 
     /// Open connections to every primary that serves slots, connecting as needed.

@@ -3,6 +3,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import RESP
+import Synchronization
 
 /// One connection to a Valkey (or Redis) server: single commands, pipelines and streams of pipelines.
 ///
@@ -15,11 +16,16 @@ public final class ValkeyConnection: Sendable {
     public var serverDescription: String { configuration.serverDescription }
     /// 3 after a successful `HELLO 3`, 2 when the server only speaks RESP2.
     public let protocolVersion: Int
+    /// HELLO's `mode` (`standalone`, `cluster`, `sentinel`), nil when the server did not say.
+    public let serverMode: String?
+    /// Replicas of this server, asked once (nil: not asked yet).
+    private let knownReplicas = Mutex<Int?>(nil)
 
-    private init(channel: any Channel, configuration: ValkeyConfiguration, protocolVersion: Int) {
+    private init(channel: any Channel, configuration: ValkeyConfiguration, protocolVersion: Int, serverMode: String?) {
         self.channel = channel
         self.configuration = configuration
         self.protocolVersion = protocolVersion
+        self.serverMode = serverMode
     }
 
     /// Connects (within `connectTimeout`), negotiates TLS when configured, sends `HELLO 3`
@@ -66,19 +72,34 @@ public final class ValkeyConnection: Sendable {
         if sslContext == nil {
             tlsHandshake.succeed(())
         }
+        // A server (or a partition) that accepts TCP but never answers the handshake would
+        // otherwise hold the run forever: the handshake gets the connect timeout too.
+        // (HELLO and AUTH then wait under the command timeout of the channel handler.)
+        let handshakeTimer = sslContext == nil ? nil : eventLoop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) {
+            channel.pipeline.fireErrorCaught(ValkeyError(.timeout, server: server,
+                message: "no TLS handshake within \(Self.secondsText(configuration.connectTimeout)); the connection was closed"))
+        }
         do {
             try await tlsHandshake.futureResult.get()
+            handshakeTimer?.cancel()
         } catch {
+            handshakeTimer?.cancel()
             try? await channel.close()
             throw ValkeyChannelHandler.classify(error, server: server)
         }
         do {
-            let version = try await handshake(channel: channel, configuration: configuration)
-            return ValkeyConnection(channel: channel, configuration: configuration, protocolVersion: version)
+            let (version, mode) = try await handshake(channel: channel, configuration: configuration)
+            return ValkeyConnection(channel: channel, configuration: configuration, protocolVersion: version, serverMode: mode)
         } catch {
             try? await channel.close()
             throw error
         }
+    }
+
+    static func secondsText(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        return (value.rounded() == value ? String(Int64(value)) : String(value)) + "s"
     }
 
     private static func isIPAddress(_ host: String) -> Bool {
@@ -117,7 +138,7 @@ public final class ValkeyConnection: Sendable {
         }
     }
 
-    private static func handshake(channel: any Channel, configuration: ValkeyConfiguration) async throws -> Int {
+    private static func handshake(channel: any Channel, configuration: ValkeyConfiguration) async throws -> (Int, String?) {
         let server = configuration.serverDescription
         var hello = CommandBatch()
         var arguments = ["HELLO", "3"]
@@ -130,6 +151,7 @@ public final class ValkeyConnection: Sendable {
         hello.append(arguments)
         var version = 3
         let reply = try await submitSingle(hello.buffer, on: channel, server: server)
+        let mode = reply.mapEntries?.first { $0.key.string == "mode" }?.value.string
         if case .error(let message) = reply {
             if isAuthenticationError(message) {
                 throw ValkeyError(.authenticationFailed, server: server, message: "the server rejected the credentials: \(message)")
@@ -158,7 +180,7 @@ public final class ValkeyConnection: Sendable {
                 throw ValkeyError(.invalidConfiguration, server: server, message: "database \(configuration.database) from the valkey-url path was rejected: \(message)")
             }
         }
-        return version
+        return (version, mode)
     }
 
     private static func isAuthenticationError(_ message: String) -> Bool {
@@ -257,6 +279,38 @@ public final class ValkeyConnection: Sendable {
             try await awaitReply()
         }
         return total
+    }
+
+    // MARK: Replication
+
+    /// Replicas connected to this server: `connected_slaves` of `INFO replication`, else the
+    /// replicas `ROLE` lists; 0 when both are refused (an ACL without them). Asked once.
+    public func replicaCount() async throws -> Int {
+        if let known = knownReplicas.withLock({ $0 }) { return known }
+        var count = 0
+        if let info = try? await send("INFO", "replication").string,
+           let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("connected_slaves:") }) {
+            count = Int(line.dropFirst("connected_slaves:".count).filter { !$0.isWhitespace }) ?? 0
+        } else if let role = try? await send("ROLE").array, role.first?.string == "master", role.count >= 3 {
+            count = role[2].array?.count ?? 0
+        }
+        knownReplicas.withLock { $0 = count }
+        return count
+    }
+
+    public func waitForReplication(required: Int?) async throws {
+        let count: Int
+        if let required { count = required } else { count = min(1, try await replicaCount()) }
+        guard count > 0 else { return }
+        // WAIT's own limit stays under the connection's, so that the reply says how many
+        // replicas confirmed before the connection would be given up.
+        let (seconds, attoseconds) = configuration.commandTimeout.components
+        let milliseconds = max(1, Int((Double(seconds) + Double(attoseconds) / 1e18) * 900))
+        let confirmed = try await send("WAIT", String(count), String(milliseconds)).int ?? 0
+        guard confirmed >= count else {
+            throw ValkeyError(.timeout, server: serverDescription,
+                              message: "only \(confirmed) of \(count) replica(s) confirmed the writes within \(milliseconds)ms (the Valkey timeout); the watermark stays before them")
+        }
     }
 
     /// Closes the connection; pending commands fail with `.connectionClosed`.

@@ -58,10 +58,11 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// An error reply saying the server cannot serve right now (loading its data, a cluster
-    /// reconfiguring, a busy script), which a later run will get past: exit 75, not 1.
+    /// An error reply saying the server cannot serve right now (a replica after a failover,
+    /// loading its data, a cluster reconfiguring, a busy script), which a later run will get
+    /// past: exit 75, not 1. `OOM`, `MISCONF` and other refusals need an operator: exit 1.
     public static func isTemporaryReply(_ message: String) -> Bool {
-        ["LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"].contains { message.hasPrefix($0) }
+        ["READONLY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"].contains { message.hasPrefix($0) }
     }
 
     public var isTemporaryReply: Bool { kind == .server && Self.isTemporaryReply(message) }

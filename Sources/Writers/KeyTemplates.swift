@@ -47,6 +47,20 @@ public struct KeyTemplates: Sendable {
             case .appParams, .searchIndexLegacy, .lastRun: []
             }
         }
+
+        /// Placeholders a template must name, one of each inner list, so that rows (or
+        /// tables, or languages) never overwrite each other under one key (SPEC §3).
+        public var requiredFields: [[String]] {
+            switch self {
+            case .usageLog, .reportUsageLog: [["id"]]
+            case .apiKey: [["api_key", "id"]]
+            case .usageLogsIndexApiKey, .reportUsageLogsIndexApiKey: [["api_key_id"]]
+            case .usageLogsIndexAsset: [["asset"]]
+            case .watermark: [["table"]]
+            case .searchIndex: [["lang"]]
+            case .usageLogsIndex, .reportUsageLogsIndex, .appParams, .searchIndexLegacy, .lastRun: []
+            }
+        }
     }
 
     /// Prepended to every key the job writes.
@@ -62,10 +76,25 @@ public struct KeyTemplates: Sendable {
                 let known = Name.allCases.map(\.rawValue).joined(separator: ", ")
                 throw KeyTemplateError(name: name, template: text, problem: "no such key; known names: \(known)")
             }
-            templates[key] = try KeyTemplate(text, allowedFields: key.allowedFields, name: name)
+            let template = try KeyTemplate(text, allowedFields: key.allowedFields, name: name)
+            for alternatives in key.requiredFields where !alternatives.contains(where: template.fields.contains) {
+                let spelled = alternatives.map { "${\($0)}" }.joined(separator: " or ")
+                throw KeyTemplateError(name: name, template: text,
+                                       problem: "must name \(spelled), or different rows would overwrite each other under one key")
+            }
+            templates[key] = template
         }
         for key in Name.allCases where templates[key] == nil {
             templates[key] = try KeyTemplate(key.defaultTemplate, allowedFields: key.allowedFields, name: key.rawValue)
+        }
+        // Two families under one key would overwrite each other too.
+        var owners: [String: Name] = [:]
+        for key in Name.allCases {
+            let text = templates[key]!.text
+            if let other = owners[text] {
+                throw KeyTemplateError(name: key.rawValue, template: text, problem: "is also the template of \(other.rawValue); each key family needs keys of its own")
+            }
+            owners[text] = key
         }
         self.templates = templates
     }

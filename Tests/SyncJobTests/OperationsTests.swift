@@ -201,11 +201,11 @@ import Valkey
             #expect(try await job.run(["run", "--metrics-file", path]).status == 0)
             let text = try String(contentsOfFile: path, encoding: .utf8)
             let read = try await job.postgres.query("select count(*) from usage_logs where \"timestamp\" >= now() - interval '93 days'")
-            #expect(text.contains("sync_job_stage_rows{stage=\"usage-logs\",kind=\"read\"} \(try read[0][0].decode(Int.self)!)"), "\(text)")
-            #expect(text.contains("sync_job_last_run_success 1"))
-            #expect(text.contains("sync_job_failures_total 0"))
-            #expect(text.contains("sync_job_lag_seconds{table=\"usage_logs\"} 0"))
-            let success = text.split(separator: "\n").first { $0.hasPrefix("sync_job_last_success_timestamp_seconds ") }
+            #expect(text.contains("sync_job_stage_rows{command=\"run\",stage=\"usage-logs\",kind=\"read\"} \(try read[0][0].decode(Int.self)!)"), "\(text)")
+            #expect(text.contains("sync_job_last_run_success{command=\"run\"} 1"))
+            #expect(text.contains("sync_job_failures_total{command=\"run\"} 0"))
+            #expect(text.contains("sync_job_lag_seconds{command=\"run\",table=\"usage_logs\"} 0"))
+            let success = text.split(separator: "\n").first { $0.hasPrefix("sync_job_last_success_timestamp_seconds{command=\"run\"} ") }
             #expect(success != nil)
             for line in text.split(separator: "\n") where !line.hasPrefix("#") {
                 #expect(Double(line.split(separator: " ").last ?? "") != nil, "bad sample line: \(line)")
@@ -213,8 +213,8 @@ import Valkey
             try await job.postgres.execute("delete from application_parameters")
             #expect(try await job.run(["run", "--stage", "params", "--metrics-file", path]).status == 1)
             let failed = try String(contentsOfFile: path, encoding: .utf8)
-            #expect(failed.contains("sync_job_failures_total 1") && failed.contains("sync_job_last_run_success 0"))
-            #expect(failed.split(separator: "\n").first { $0.hasPrefix("sync_job_last_success_timestamp_seconds ") } == success,
+            #expect(failed.contains("sync_job_failures_total{command=\"run\"} 1") && failed.contains("sync_job_last_run_success{command=\"run\"} 0"))
+            #expect(failed.split(separator: "\n").first { $0.hasPrefix("sync_job_last_success_timestamp_seconds{command=\"run\"} ") } == success,
                     "a failed run keeps the last success time")
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
                 .filter { $0.hasPrefix("sync-job-\(job.schema).prom.tmp") }

@@ -15,9 +15,11 @@ import Valkey
         let directory: URL
         let server: String
         var process: Process?
+        let extraArguments: [String]
 
-        init(port: Int) throws {
+        init(port: Int, extraArguments: [String] = []) throws {
             self.port = port
+            self.extraArguments = extraArguments
             server = try JobHarness.variable("SYNC_TEST_VALKEY_SERVER")
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("sync-job-outage-\(port)-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -32,7 +34,7 @@ import Valkey
                 "--port", String(port), "--bind", "127.0.0.1", "--daemonize", "no",
                 "--dir", directory.path, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                 "--logfile", directory.appendingPathComponent("valkey.log").path,
-            ]
+            ] + extraArguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

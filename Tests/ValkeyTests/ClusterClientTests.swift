@@ -259,7 +259,9 @@ struct ClusterFailureTests {
         }
     }
 
-    @Test func killedNodeFailsInBoundedTimeThenRecovers() async throws {
+    /// SPEC §10: a node lost mid-run is never silently reconnected to (it may have lost
+    /// acknowledged writes); a new client, as the next run opens, works again.
+    @Test func killedNodeFailsInBoundedTimeAndTheNextClientRecovers() async throws {
         try await ClusterTestLock.with(exclusive: true) {
             let ports = try ClusterAdmin.ports
             let victim = ports.last!
@@ -284,16 +286,24 @@ struct ClusterFailureTests {
                 try? await ClusterAdmin.restart(port: victim)
                 throw error
             }
-            // The same client works again, and the node kept its data (append-only file).
-            let replies = try await client.execute(batch)
+            // The same client refuses to carry on with the restarted node...
+            await #expect {
+                _ = try await client.execute(batch)
+            } throws: {
+                ($0 as? ValkeyError)?.kind == .connectionClosed
+            }
+            await client.close()
+            // ...and the next one works, with the node's data kept (append-only file).
+            let nextClient = try await ValkeyClusterClient.connect(try TestServers.cluster())
+            let replies = try await nextClient.execute(batch)
             #expect(replies.allSatisfy { $0.string == "OK" }, "\(replies.filter(\.isError).prefix(3))")
             var read = CommandBatch()
             for i in 0..<200 { read.append("GET", "\(prefix)\(i)") }
-            #expect(try await client.execute(read).enumerated().allSatisfy { $0.element.string == "\($0.offset)" })
+            #expect(try await nextClient.execute(read).enumerated().allSatisfy { $0.element.string == "\($0.offset)" })
             var cleanup = CommandBatch()
             for i in 0..<200 { cleanup.append("DEL", "\(prefix)\(i)") }
-            _ = try await client.executeCountingErrors(cleanup)
-            await client.close()
+            _ = try await nextClient.executeCountingErrors(cleanup)
+            await nextClient.close()
         }
     }
 }

@@ -52,3 +52,34 @@ import Testing
         #expect(throws: KeyTemplateError.self) { try KeyTemplates.parseOverrides(["usage_log"]) }
     }
 }
+
+/// SPEC §3: a template under which rows would overwrite each other is a configuration error.
+@Suite struct KeyTemplateCollisionTests {
+    @Test(arguments: [
+        ("usage_log", "plain", "${id}"),
+        ("report_usage_log", "r:${api_key_id}", "${id}"),
+        ("api_key", "key:${name}", "${api_key} or ${id}"),
+        ("usage_logs_index_api_key", "idx:one", "${api_key_id}"),
+        ("usage_logs_index_asset", "idx:asset", "${asset}"),
+        ("watermark", "sync:wm", "${table}"),
+        ("search_index", "search:all", "${lang}"),
+    ])
+    func templatesThatMergeRowsAreRefused(name: String, template: String, required: String) {
+        #expect {
+            try KeyTemplates(overrides: [name: template])
+        } throws: { error in
+            "\(error)".contains(name) && "\(error)".contains(required)
+        }
+    }
+
+    @Test func templatesNamingTheirKeyAreAccepted() throws {
+        let keys = try KeyTemplates(overrides: ["api_key": "key:${id}", "usage_log": "{u}:${asset}:${id}"])
+        #expect(keys[.apiKey].fields == ["id"])
+    }
+
+    @Test func twoFamiliesOnOneTemplateAreRefused() {
+        #expect(throws: KeyTemplateError.self) {
+            try KeyTemplates(overrides: ["usage_logs_index": "idx", "report_usage_logs_index": "idx"])
+        }
+    }
+}
