@@ -14,7 +14,14 @@ public struct RESPDecodingError: Error, Sendable, Hashable, CustomStringConverti
     public enum Kind: Sendable, Hashable {
         case invalidTypeByte
         case invalidLength
+        /// A bulk string longer than `Limits.maxBulkLength`.
         case lengthTooLarge
+        /// One aggregate declared more elements than `Limits.maxAggregateCount`.
+        case countTooLarge
+        /// One reply's aggregates declared more elements in all than `Limits.maxReplyElements`.
+        case tooManyElements
+        /// One reply is longer than `Limits.maxReplyBytes`.
+        case replyTooLarge
         case missingCRLF
         case invalidInteger
         case invalidDouble
@@ -46,8 +53,13 @@ public enum RESPReplySummary: Sendable, Hashable {
 
 /// Decodes RESP2 and RESP3 replies from a ByteBuffer, returning nil while a reply is incomplete.
 ///
-/// Limits keep hostile input from costing unbounded memory or stack: a declared length is
-/// never trusted for allocation beyond the bytes actually received.
+/// Limits keep hostile input from costing unbounded memory, stack or time: a declared length
+/// is never trusted for allocation beyond the bytes actually received, nesting, element
+/// counts and the bytes of one reply are bounded, and parsing is iterative.
+///
+/// The decoder remembers how far it scanned an incomplete reply, so a reply arriving in many
+/// reads costs time linear in its size: keep handing it the same buffer, with new bytes
+/// appended, until it returns a reply or throws (as `ByteToMessageDecoder` does).
 public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = RESPValue
 
@@ -55,41 +67,56 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     public struct Limits: Sendable, Hashable {
         /// The server's own `proto-max-bulk-len` default.
         public var maxBulkLength: Int = 512 * 1024 * 1024
-        public var maxAggregateCount: Int = Int(Int32.max)
+        /// Elements one aggregate may declare (entries, for a map or an attribute). Far above
+        /// any reply the job reads, and low enough that an absurd header fails at once.
+        public var maxAggregateCount: Int = 1 << 24
+        /// Elements of one reply in all, a map entry counting two. A decoded value costs tens
+        /// of bytes per element, so this, not the byte bound, caps its memory (under 1 GiB).
+        public var maxReplyElements: Int = 1 << 24
+        /// Aggregates open at once. An attribute counts as one level around the value it
+        /// annotates, so a run of attributes before a value is bounded by this too.
         public var maxDepth: Int = 100
         /// Longest simple string, error or number line.
         public var maxLineLength: Int = 1024 * 1024
+        /// Bytes of one reply: room for one bulk string of the largest size the server sends
+        /// by default, plus 1 MiB of framing and small elements around it. The inbound buffer
+        /// holds an incomplete reply whole, so this bounds its memory too.
+        public var maxReplyBytes: Int = 512 * 1024 * 1024 + 1024 * 1024
         public init() {}
     }
 
     public var limits: Limits
 
+    /// How far the scan of the current incomplete reply got.
+    var scan = ScanState()
+
+    /// Bytes the parser examined over this decoder's life: tests check that it stays a small
+    /// multiple of the input however the input is split into reads.
+    package private(set) var examinedBytes = 0
+    /// Runs of the general parser over this decoder's life: a read that cannot complete the
+    /// element the scan waits on must not cost one.
+    package private(set) var parserRuns = 0
+
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
-    /// Buffers larger than this are checked for a complete reply before values are built.
-    static let completenessCheckThreshold = 16 * 1024
-
     /// Decodes one reply and moves the reader index past it, or returns nil (index unmoved).
     public mutating func decode(buffer: inout ByteBuffer) throws -> RESPValue? {
         guard buffer.readableBytes > 0 else { return nil }
-        let source = buffer
-        let outcome: (RESPValue, Int)? = try source.withUnsafeReadableBytes { bytes in
-            // A large reply arrives in many reads and is re-parsed from its start each time:
-            // check completeness with the allocation-free skipper first, so that only the
-            // last attempt builds values (otherwise a multi-megabyte reply costs quadratic
-            // allocations).
-            if bytes.count > Self.completenessCheckThreshold {
-                var skipper = RESPParser(bytes: bytes, source: source, limits: limits)
-                guard try skipper.skipValue(depth: 0) else { return nil }
-            }
-            var parser = RESPParser(bytes: bytes, source: source, limits: limits)
-            guard let value = try parser.parseValue(depth: 0) else { return nil }
-            return (value, parser.position)
+        if scan.isSuspended {
+            // Continue the allocation-free scan where the last read left it; values are
+            // built once, when the whole reply is there.
+            guard buffer.readableBytes >= scan.wantBytes else { return nil }
+            guard try parse(buffer, builds: false) else { return nil }
+            scan = ScanState()
         }
-        guard let (value, consumed) = outcome else { return nil }
-        buffer.moveReaderIndex(forwardBy: consumed)
+        // A fresh reply is usually complete: build it in one pass. If it is not, the pass
+        // leaves the scan state at the first incomplete element, so nothing is re-read.
+        var value: RESPValue = .null
+        guard try parse(buffer, builds: true, into: &value) else { return nil }
+        buffer.moveReaderIndex(forwardBy: scan.offset)
+        scan = ScanState()
         return value
     }
 
@@ -97,46 +124,130 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         try decode(buffer: &buffer)
     }
 
-    /// Validates and skips one reply, keeping only whether it was an error. Simple replies
-    /// such as `:1` or `+OK` cost no allocation.
-    public func skipReply(buffer: inout ByteBuffer) throws -> RESPReplySummary? {
+    /// Validates and skips one reply, keeping only whether it was an error or a push.
+    /// Simple replies such as `:1` or `+OK` cost no allocation.
+    public mutating func skipReply(buffer: inout ByteBuffer) throws -> RESPReplySummary? {
         guard buffer.readableBytes > 0 else { return nil }
-        let source = buffer
-        let outcome: (RESPReplySummary, Int)? = try source.withUnsafeReadableBytes { bytes in
-            var parser = RESPParser(bytes: bytes, source: source, limits: limits)
-            let type = bytes[0]
-            switch type {
-            case UInt8(ascii: "-"), UInt8(ascii: "!"), UInt8(ascii: ">"):
-                // Errors and pushes are rare: build them normally.
-                guard let value = try parser.parseValue(depth: 0) else { return nil }
-                switch value {
-                case .error(let message): return (.error(message), parser.position)
-                default: return (.push, parser.position)
-                }
-            default:
-                guard try parser.skipValue(depth: 0) else { return nil }
-                return (.success, parser.position)
-            }
+        if !scan.isSuspended, let length = try skipSimpleReply(buffer) {
+            buffer.moveReaderIndex(forwardBy: length)
+            return .success
         }
-        guard let (summary, consumed) = outcome else { return nil }
-        buffer.moveReaderIndex(forwardBy: consumed)
+        if scan.isSuspended, buffer.readableBytes < scan.wantBytes { return nil }
+        guard try parse(buffer, builds: false) else { return nil }
+        let summary: RESPReplySummary
+        if let message = scan.rootError {
+            summary = .error(message)
+        } else {
+            summary = scan.rootIsPush ? .push : .success
+        }
+        buffer.moveReaderIndex(forwardBy: scan.offset)
+        scan = ScanState()
         return summary
+    }
+
+    /// The length of a complete `+` or `:` reply at the start of `buffer`, else nil. These
+    /// answer almost every command of a pipeline, so they skip the general parser's state.
+    @inline(__always)
+    private mutating func skipSimpleReply(_ buffer: ByteBuffer) throws -> Int? {
+        let limits = self.limits
+        let outcome: (Int, Int)? = try buffer.withUnsafeReadableBytes { bytes in
+            let type = bytes[0]
+            guard type == UInt8(ascii: "+") || type == UInt8(ascii: ":") else { return nil }
+            var parser = RESPParser(bytes: bytes, source: nil, limits: limits, builds: false)
+            parser.position = 1
+            guard let range = try parser.line() else { return nil }
+            if type == UInt8(ascii: ":") { _ = try parser.integer(range) }
+            guard parser.position <= limits.maxReplyBytes else { return nil }
+            return (parser.position, parser.examined + 1)
+        }
+        guard let (length, examined) = outcome else { return nil }
+        examinedBytes &+= examined
+        return length
+    }
+
+    /// Runs the parser from the scan state over `buffer`; true when the reply is complete
+    /// (it is then `scan.offset` bytes long). Any error resets the state.
+    private mutating func parse(_ buffer: ByteBuffer, builds: Bool) throws -> Bool {
+        var ignored: RESPValue = .null
+        return try parse(buffer, builds: builds, into: &ignored)
+    }
+
+    private mutating func parse(_ buffer: ByteBuffer, builds: Bool, into value: inout RESPValue) throws -> Bool {
+        let limits = self.limits
+        var state = ScanState()
+        swap(&state, &scan)  // keeps the frame stack uniquely referenced while it is edited
+        defer { swap(&state, &scan) }
+        var examined = 0
+        defer { examinedBytes &+= examined }
+        parserRuns &+= 1
+        do {
+            return try buffer.withUnsafeReadableBytes { bytes in
+                var parser = RESPParser(bytes: bytes, source: builds ? buffer : nil, limits: limits, builds: builds)
+                defer { examined = parser.examined }
+                guard let result = try parser.run(&state) else { return false }
+                value = result
+                return true
+            }
+        } catch {
+            state = ScanState()
+            throw error
+        }
     }
 }
 
-/// Recursive-descent parser over the readable bytes; `nil` means "need more bytes".
-/// Incomplete replies are re-parsed from their start when more bytes arrive, which is cheap
-/// for the small replies of pipelines.
+/// Where the scan of an incomplete reply stopped, kept between reads so that each read
+/// continues the scan rather than restarting it: re-parsing a reply that arrives in n reads
+/// from its start each time would cost O(n²).
+struct ScanState: Sendable {
+    /// An aggregate still open, and how many elements it awaits.
+    struct Frame: Sendable {
+        var type: UInt8
+        var remaining: Int
+    }
+
+    /// The start of the first element not yet scanned, counted from the reader index; the
+    /// reply's length once it is complete.
+    var offset = 0
+    /// Open aggregates, outermost first; at most `maxDepth`.
+    var frames: [Frame] = []
+    /// Elements declared so far by the reply's aggregates.
+    var elements = 0
+    /// Readable bytes below which another attempt cannot progress; 0 for a fresh reply.
+    var wantBytes = 0
+    /// Where to resume the search for the CR of the line of the element at `offset`, so a
+    /// long line arriving in small reads is searched once; 0 for its start.
+    var lineResume = 0
+    /// The reply itself (past its attributes) is this error.
+    var rootError: String?
+    /// The reply itself (past its attributes) is a push.
+    var rootIsPush = false
+
+    /// Whether part of a reply has been scanned; every incomplete attempt needs more bytes.
+    var isSuspended: Bool { wantBytes > 0 }
+}
+
+/// One iterative parser over the readable bytes, for both paths: with `builds` it makes the
+/// `RESPValue`, without it it only validates and counts, allocating nothing for scalars.
+/// Both enforce every rule and limit through the same code.
 struct RESPParser {
     let bytes: UnsafeRawBufferPointer
-    let source: ByteBuffer
+    /// The buffer `bytes` belong to, for zero-copy bulk string slices; nil when not building.
+    let source: ByteBuffer?
     let limits: RESPDecoder.Limits
+    let builds: Bool
     var position = 0
+    /// See `ScanState.lineResume`; used by the first line read only.
+    var lineResume = 0
+    /// Readable bytes needed before the element that ran out of bytes can progress.
+    var wantBytes = 0
+    /// Bytes examined: searched for a CR, or stepped over as a bulk payload.
+    var examined = 0
 
-    init(bytes: UnsafeRawBufferPointer, source: ByteBuffer, limits: RESPDecoder.Limits) {
+    init(bytes: UnsafeRawBufferPointer, source: ByteBuffer?, limits: RESPDecoder.Limits, builds: Bool) {
         self.bytes = bytes
         self.source = source
         self.limits = limits
+        self.builds = builds
     }
 
     private static let cr = UInt8(ascii: "\r")
@@ -146,17 +257,42 @@ struct RESPParser {
     @inline(__always)
     mutating func line() throws -> Range<Int>? {
         let start = position
-        let available = bytes.count - start
-        guard available > 0 else { return nil }
-        let searchLength = min(available, limits.maxLineLength + 1)
-        guard let found = memchr(bytes.baseAddress! + start, Int32(Self.cr), searchLength) else {
-            if available > limits.maxLineLength {
+        // The CR may lie at most `maxLineLength` bytes after the line's start, and must leave
+        // room for its LF within the reply's bound. Whether a line breaks either rule is
+        // decided by the bytes of that window alone, so a reply fails the same way whether it
+        // arrives in one read or many.
+        let byReplyBound = limits.maxReplyBytes - 2 - start
+        let window = min(limits.maxLineLength, byReplyBound)
+        guard window >= 0 else {
+            throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes")
+        }
+        let windowEnd = start + window + 1
+        let searchEnd = min(bytes.count, windowEnd)
+        let from = max(start, min(lineResume, searchEnd))
+        lineResume = 0
+        var found: UnsafeMutableRawPointer?
+        if from < searchEnd {
+            found = memchr(bytes.baseAddress! + from, Int32(Self.cr), searchEnd - from)
+        }
+        guard let found else {
+            examined &+= searchEnd - from
+            if searchEnd == windowEnd {
+                if window == byReplyBound && window < limits.maxLineLength {
+                    throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (unterminated line at byte \(start))")
+                }
                 throw RESPDecodingError(.lineTooLong, "line longer than \(limits.maxLineLength) bytes")
             }
+            lineResume = searchEnd
+            wantBytes = bytes.count + 1
             return nil
         }
-        let crIndex = start + (UnsafeRawPointer(found) - (bytes.baseAddress! + start))
-        guard crIndex + 1 < bytes.count else { return nil }
+        let crIndex = UnsafeRawPointer(found) - UnsafeRawPointer(bytes.baseAddress!)
+        examined &+= crIndex + 1 - from
+        guard crIndex + 1 < bytes.count else {
+            lineResume = crIndex
+            wantBytes = bytes.count + 1
+            return nil
+        }
         guard bytes[crIndex + 1] == Self.lf else {
             throw RESPDecodingError(.missingCRLF, "carriage return not followed by line feed at byte \(crIndex + 1)")
         }
@@ -198,17 +334,21 @@ struct RESPParser {
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[clipped]), as: UTF8.self)
     }
 
+    func string(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
     /// Reads a length header. Returns -1 for a RESP2 null when `allowsNull`.
     @inline(__always)
-    mutating func length(limit: Int, allowsNull: Bool, what: String) throws -> Int? {
+    mutating func length(limit: Int, allowsNull: Bool, what: String, tooLarge: RESPDecodingError.Kind) throws -> Int? {
         guard let range = try line() else { return nil }
         let value = try integer(range)
         if value == -1 && allowsNull { return -1 }
         guard value >= 0 else {
-            throw RESPDecodingError(.invalidLength, "negative \(what) length \(value)")
+            throw RESPDecodingError(.invalidLength, "negative \(what) \(value)")
         }
         guard value <= limit else {
-            throw RESPDecodingError(.lengthTooLarge, "\(what) length \(value) exceeds the limit of \(limit)")
+            throw RESPDecodingError(tooLarge, "\(what) \(value) exceeds the limit of \(limit)")
         }
         return Int(value)
     }
@@ -217,35 +357,149 @@ struct RESPParser {
     @inline(__always)
     mutating func body(_ count: Int) throws -> Range<Int>? {
         let start = position
-        guard bytes.count - start >= count + 2 else { return nil }
+        // Checked before waiting for the payload: a declared length is never waited for
+        // beyond what one reply may hold. (Written so that nothing overflows.)
+        guard count <= limits.maxReplyBytes - 2 - start else {
+            throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (bulk payload of \(count) bytes at byte \(start))")
+        }
+        guard bytes.count - start - 2 >= count else {
+            wantBytes = start + count + 2
+            return nil
+        }
         guard bytes[start + count] == Self.cr, bytes[start + count + 1] == Self.lf else {
             throw RESPDecodingError(.missingCRLF, "bulk payload of \(count) bytes not followed by CRLF")
         }
+        examined &+= count + 2
         position = start + count + 2
         return start..<(start + count)
     }
 
     func slice(_ range: Range<Int>) -> ByteBuffer {
-        source.getSlice(at: source.readerIndex + range.lowerBound, length: range.count)!
+        source!.getSlice(at: source!.readerIndex + range.lowerBound, length: range.count)!
     }
 
-    func checkDepth(_ depth: Int) throws {
-        if depth >= limits.maxDepth {
-            throw RESPDecodingError(.nestingTooDeep, "aggregates nested deeper than \(limits.maxDepth)")
+    /// Parses elements from where `state` stopped until the reply is complete, returning it
+    /// (`.null` when not building), or returns nil when the bytes run out, with `state` at
+    /// the start of the first incomplete element. Building always starts from a fresh state.
+    mutating func run(_ state: inout ScanState) throws -> RESPValue? {
+        position = state.offset
+        lineResume = state.lineResume
+        // Elements of each open aggregate, parallel to `state.frames`; building only.
+        var built: [[RESPValue]] = []
+        while true {
+            let start = position
+            guard start < bytes.count else { return suspend(&state) }
+            let type = bytes[start]
+            position = start + 1
+            examined &+= 1
+            var value: RESPValue
+            switch type {
+            case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
+                if state.frames.count >= limits.maxDepth {
+                    throw RESPDecodingError(.nestingTooDeep, "aggregates and attributes nested deeper than \(limits.maxDepth)")
+                }
+                if position < bytes.count, bytes[position] == UInt8(ascii: "?") {
+                    throw RESPDecodingError(.unsupportedType, "streamed aggregates are not supported")
+                }
+                guard let count = try length(limit: limits.maxAggregateCount, allowsNull: type == UInt8(ascii: "*"),
+                                             what: "aggregate count", tooLarge: .countTooLarge) else {
+                    return suspend(&state)
+                }
+                if count == -1 {
+                    value = .null
+                    break
+                }
+                let paired = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
+                // Declared counts must all be met for the reply to complete, so they are
+                // summed (and bounded) as soon as they are read.
+                guard count <= (limits.maxReplyElements - state.elements) / (paired ? 2 : 1) else {
+                    throw RESPDecodingError(.tooManyElements, "reply declares more than \(limits.maxReplyElements) elements")
+                }
+                let elements = paired ? count * 2 : count
+                state.elements += elements
+                if type == UInt8(ascii: ">"), isRoot(state) { state.rootIsPush = true }
+                // An attribute's last slot is the value it annotates, which stands in its place.
+                let slots = type == UInt8(ascii: "|") ? elements + 1 : elements
+                if slots == 0 {
+                    value = builds ? Self.aggregate(type, []) : .null
+                    break
+                }
+                state.frames.append(ScanState.Frame(type: type, remaining: slots))
+                if builds {
+                    // Each element takes at least 3 bytes, so never reserve beyond what arrived.
+                    var storage: [RESPValue] = []
+                    storage.reserveCapacity(min(slots, (bytes.count - position) / 3))
+                    built.append(storage)
+                }
+                commit(&state)
+                continue
+            default:
+                guard let scalar = try scalar(type) else { return suspend(&state) }
+                value = scalar
+                if case .error(let message) = scalar, isRoot(state) { state.rootError = message }
+            }
+            commit(&state)
+            // Hand the finished value to the aggregates it completes, innermost first.
+            while !state.frames.isEmpty {
+                let last = state.frames.count - 1
+                state.frames[last].remaining -= 1
+                if builds { built[last].append(value) }
+                if state.frames[last].remaining > 0 { break }
+                let frame = state.frames.removeLast()
+                if builds { value = Self.aggregate(frame.type, built.removeLast()) }
+            }
+            if state.frames.isEmpty { return value }
         }
     }
 
-    mutating func parseValue(depth: Int) throws -> RESPValue? {
-        guard position < bytes.count else { return nil }
-        let type = bytes[position]
-        position += 1
+    /// Whether the element about to be read is the reply itself: nothing encloses it but
+    /// attributes awaiting the value they annotate.
+    private func isRoot(_ state: ScanState) -> Bool {
+        state.frames.allSatisfy { $0.type == UInt8(ascii: "|") && $0.remaining == 1 }
+    }
+
+    /// Records that the element ending at `position` is complete. Every element ends with
+    /// a line or a payload, which `line()` and `body(_:)` keep within `maxReplyBytes`.
+    @inline(__always)
+    private mutating func commit(_ state: inout ScanState) {
+        state.offset = position
+    }
+
+    /// Records where to resume once more bytes arrive.
+    /// Nothing more is needed to bound the bytes held: a line or payload that could not fit
+    /// in the reply has already thrown.
+    private mutating func suspend(_ state: inout ScanState) -> RESPValue? {
+        state.wantBytes = max(wantBytes, bytes.count + 1)
+        state.lineResume = lineResume
+        return nil
+    }
+
+    static func aggregate(_ type: UInt8, _ elements: [RESPValue]) -> RESPValue {
+        switch type {
+        case UInt8(ascii: "*"): return .array(elements)
+        case UInt8(ascii: "~"): return .set(elements)
+        case UInt8(ascii: ">"): return .push(elements)
+        case UInt8(ascii: "%"):
+            return .map(stride(from: 0, to: elements.count - 1, by: 2).map {
+                RESPMapEntry(key: elements[$0], value: elements[$0 + 1])
+            })
+        default:
+            // Attributes are dropped: the value they annotate is the element.
+            return elements.last ?? .null
+        }
+    }
+
+    /// One scalar, or nil when its bytes have not all arrived. Errors are built in both
+    /// modes: the skipping path reports the reply's error message.
+    @inline(__always)
+    mutating func scalar(_ type: UInt8) throws -> RESPValue? {
         switch type {
         case UInt8(ascii: "+"):
             guard let r = try line() else { return nil }
-            return .simpleString(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self))
+            return builds ? .simpleString(string(r)) : .null
         case UInt8(ascii: "-"):
             guard let r = try line() else { return nil }
-            return .error(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self))
+            return .error(string(r))
         case UInt8(ascii: ":"):
             guard let r = try line() else { return nil }
             return .integer(try integer(r))
@@ -253,54 +507,21 @@ struct RESPParser {
             if type == UInt8(ascii: "$"), position < bytes.count, bytes[position] == UInt8(ascii: "?") {
                 throw RESPDecodingError(.unsupportedType, "streamed strings are not supported")
             }
-            guard let count = try length(limit: limits.maxBulkLength, allowsNull: type == UInt8(ascii: "$"), what: "bulk") else { return nil }
+            guard let count = try length(limit: limits.maxBulkLength, allowsNull: type == UInt8(ascii: "$"),
+                                         what: "bulk length", tooLarge: .lengthTooLarge) else { return nil }
             if count == -1 { return .null }
             guard let r = try body(count) else { return nil }
             switch type {
             case UInt8(ascii: "$"):
-                return .bulkString(slice(r))
+                return builds ? .bulkString(slice(r)) : .null
             case UInt8(ascii: "!"):
-                return .error(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self))
+                return .error(string(r))
             default:
                 guard r.count >= 4, bytes[r.lowerBound + 3] == UInt8(ascii: ":") else {
                     throw RESPDecodingError(.invalidVerbatimString, "verbatim string without a three-letter format")
                 }
-                let format = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r.lowerBound..<(r.lowerBound + 3)]), as: UTF8.self)
-                return .verbatim(format: format, text: slice((r.lowerBound + 4)..<r.upperBound))
-            }
-        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
-            try checkDepth(depth)
-            if position < bytes.count, bytes[position] == UInt8(ascii: "?") {
-                throw RESPDecodingError(.unsupportedType, "streamed aggregates are not supported")
-            }
-            guard let count = try length(limit: limits.maxAggregateCount, allowsNull: type == UInt8(ascii: "*"), what: "aggregate") else { return nil }
-            if count == -1 { return .null }
-            // Each element takes at least 3 bytes, so never reserve beyond what arrived.
-            let remaining = (bytes.count - position) / 3
-            if type == UInt8(ascii: "%") || type == UInt8(ascii: "|") {
-                var entries: [RESPMapEntry] = []
-                entries.reserveCapacity(min(count, remaining / 2))
-                for _ in 0..<count {
-                    guard let key = try parseValue(depth: depth + 1) else { return nil }
-                    guard let value = try parseValue(depth: depth + 1) else { return nil }
-                    entries.append(RESPMapEntry(key: key, value: value))
-                }
-                if type == UInt8(ascii: "|") {
-                    // Attributes annotate the value that follows; that value is the reply.
-                    return try parseValue(depth: depth)
-                }
-                return .map(entries)
-            }
-            var elements: [RESPValue] = []
-            elements.reserveCapacity(min(count, remaining))
-            for _ in 0..<count {
-                guard let element = try parseValue(depth: depth + 1) else { return nil }
-                elements.append(element)
-            }
-            switch type {
-            case UInt8(ascii: "*"): return .array(elements)
-            case UInt8(ascii: "~"): return .set(elements)
-            default: return .push(elements)
+                guard builds else { return .null }
+                return .verbatim(format: string(r.lowerBound..<(r.lowerBound + 3)), text: slice((r.lowerBound + 4)..<r.upperBound))
             }
         case UInt8(ascii: "_"):
             guard let r = try line() else { return nil }
@@ -318,14 +539,14 @@ struct RESPParser {
         case UInt8(ascii: "("):
             guard let r = try line() else { return nil }
             try validateBigNumber(r)
-            return .bigNumber(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self))
+            return builds ? .bigNumber(string(r)) : .null
         default:
             throw RESPDecodingError(.invalidTypeByte, "unknown type byte 0x\(String(type, radix: 16)) at byte \(position - 1)")
         }
     }
 
     func double(_ range: Range<Int>) throws -> Double {
-        let string = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        let string = string(range)
         switch string {
         case "inf", "+inf": return .infinity
         case "-inf": return -.infinity
@@ -345,61 +566,6 @@ struct RESPParser {
         guard index < range.upperBound,
               bytes[index..<range.upperBound].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
             throw RESPDecodingError(.invalidInteger, "invalid big number \(text(range).debugDescription)")
-        }
-    }
-
-    /// Like `parseValue` but builds nothing; returns false when more bytes are needed.
-    mutating func skipValue(depth: Int) throws -> Bool {
-        guard position < bytes.count else { return false }
-        let type = bytes[position]
-        position += 1
-        switch type {
-        case UInt8(ascii: "+"), UInt8(ascii: "-"):
-            return try line() != nil
-        case UInt8(ascii: ":"):
-            guard let r = try line() else { return false }
-            _ = try integer(r)
-            return true
-        case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
-            if type == UInt8(ascii: "$"), position < bytes.count, bytes[position] == UInt8(ascii: "?") {
-                throw RESPDecodingError(.unsupportedType, "streamed strings are not supported")
-            }
-            guard let count = try length(limit: limits.maxBulkLength, allowsNull: type == UInt8(ascii: "$"), what: "bulk") else { return false }
-            if count == -1 { return true }
-            return try body(count) != nil
-        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
-            try checkDepth(depth)
-            if position < bytes.count, bytes[position] == UInt8(ascii: "?") {
-                throw RESPDecodingError(.unsupportedType, "streamed aggregates are not supported")
-            }
-            guard let count = try length(limit: limits.maxAggregateCount, allowsNull: type == UInt8(ascii: "*"), what: "aggregate") else { return false }
-            if count == -1 { return true }
-            let elements = (type == UInt8(ascii: "%") || type == UInt8(ascii: "|")) ? count * 2 : count
-            for _ in 0..<elements {
-                guard try skipValue(depth: depth + 1) else { return false }
-            }
-            if type == UInt8(ascii: "|") { return try skipValue(depth: depth) }
-            return true
-        case UInt8(ascii: "_"):
-            guard let r = try line() else { return false }
-            guard r.isEmpty else { throw RESPDecodingError(.missingCRLF, "null with a payload") }
-            return true
-        case UInt8(ascii: ","):
-            guard let r = try line() else { return false }
-            _ = try double(r)
-            return true
-        case UInt8(ascii: "#"):
-            guard let r = try line() else { return false }
-            guard r.count == 1, bytes[r.lowerBound] == UInt8(ascii: "t") || bytes[r.lowerBound] == UInt8(ascii: "f") else {
-                throw RESPDecodingError(.invalidBoolean, "invalid boolean \(text(r).debugDescription)")
-            }
-            return true
-        case UInt8(ascii: "("):
-            guard let r = try line() else { return false }
-            try validateBigNumber(r)
-            return true
-        default:
-            throw RESPDecodingError(.invalidTypeByte, "unknown type byte 0x\(String(type, radix: 16)) at byte \(position - 1)")
         }
     }
 }
