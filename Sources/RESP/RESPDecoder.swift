@@ -43,6 +43,15 @@ public struct RESPDecodingError: Error, Sendable, Hashable, CustomStringConverti
     public var description: String { "malformed RESP reply: \(message)" }
 }
 
+extension RESPDecodingError {
+    /// Makes an error out of line, keeping the messages' formatting out of the parser's hot
+    /// paths.
+    @inline(never)
+    static func failure(_ kind: Kind, _ message: @autoclosure () -> String) -> RESPDecodingError {
+        RESPDecodingError(kind, message())
+    }
+}
+
 /// What the counting path learns about one reply without building a `RESPValue`.
 public enum RESPReplySummary: Sendable, Hashable {
     case success
@@ -108,15 +117,14 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
             // Continue the allocation-free scan where the last read left it; values are
             // built once, when the whole reply is there.
             guard buffer.readableBytes >= scan.wantBytes else { return nil }
-            guard try parse(buffer, builds: false) else { return nil }
-            scan = ScanState()
+            guard try parse(buffer, builds: false) != nil else { return nil }
+            scan.reset()
         }
         // A fresh reply is usually complete: build it in one pass. If it is not, the pass
         // leaves the scan state at the first incomplete element, so nothing is re-read.
-        var value: RESPValue = .null
-        guard try parse(buffer, builds: true, into: &value) else { return nil }
+        guard let value = try parse(buffer, builds: true) else { return nil }
         buffer.moveReaderIndex(forwardBy: scan.offset)
-        scan = ScanState()
+        scan.reset()
         return value
     }
 
@@ -125,71 +133,76 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     }
 
     /// Validates and skips one reply, keeping only whether it was an error or a push.
-    /// Simple replies such as `:1` or `+OK` cost no allocation.
+    /// Replies other than aggregates, such as `:1` or `+OK`, cost no allocation.
     public mutating func skipReply(buffer: inout ByteBuffer) throws -> RESPReplySummary? {
         guard buffer.readableBytes > 0 else { return nil }
-        if !scan.isSuspended, let length = try skipSimpleReply(buffer) {
-            buffer.moveReaderIndex(forwardBy: length)
-            return .success
-        }
         if scan.isSuspended, buffer.readableBytes < scan.wantBytes { return nil }
-        guard try parse(buffer, builds: false) else { return nil }
-        let summary: RESPReplySummary
-        if let message = scan.rootError {
-            summary = .error(message)
-        } else {
-            summary = scan.rootIsPush ? .push : .success
+        let limits = self.limits
+        let fresh = !scan.isSuspended
+        let outcome: (length: Int, summary: RESPReplySummary?, examined: Int, general: Bool)
+        do {
+            // One pass over the bytes for both ways (each access to a buffer's bytes is
+            // checked for exclusivity at run time); the state is handed over by address, see
+            // `parse(_:builds:)`.
+            outcome = try withUnsafeMutablePointer(to: &scan) { state in
+                try buffer.withUnsafeReadableBytes { bytes in
+                    var parser = RESPParser(bytes: bytes, source: nil, limits: limits, builds: false)
+                    let type = bytes[0]
+                    if fresh, !RESPParser.isAggregate(type) {
+                        // Scalars answer almost every command of a pipeline: they bypass the
+                        // scan state, under the general parser's own rules.
+                        parser.position = 1
+                        if let value = try parser.scalar(type) {
+                            if case .error(let message) = value {
+                                return (parser.position, .error(message), parser.examined + 1, false)
+                            }
+                            return (parser.position, .success, parser.examined + 1, false)
+                        }
+                        parser = RESPParser(bytes: bytes, source: nil, limits: limits, builds: false)
+                    }
+                    guard try parser.run(&state.pointee) != nil else { return (0, nil, parser.examined, true) }
+                    let summary: RESPReplySummary
+                    if let message = state.pointee.rootError {
+                        summary = .error(message)
+                    } else {
+                        summary = state.pointee.rootIsPush ? .push : .success
+                    }
+                    return (state.pointee.offset, summary, parser.examined, true)
+                }
+            }
+        } catch {
+            scan.reset()
+            throw error
         }
-        buffer.moveReaderIndex(forwardBy: scan.offset)
-        scan = ScanState()
+        examinedBytes &+= outcome.examined
+        if outcome.general { parserRuns &+= 1 }
+        guard let summary = outcome.summary else { return nil }
+        buffer.moveReaderIndex(forwardBy: outcome.length)
+        if outcome.general { scan.reset() }
         return summary
     }
 
-    /// The length of a complete `+` or `:` reply at the start of `buffer`, else nil. These
-    /// answer almost every command of a pipeline, so they skip the general parser's state.
-    @inline(__always)
-    private mutating func skipSimpleReply(_ buffer: ByteBuffer) throws -> Int? {
+    /// Runs the parser from the scan state over `buffer`: the reply (`.null` when not
+    /// building; it is then `scan.offset` bytes long), or nil when bytes are missing. Any
+    /// error resets the state.
+    private mutating func parse(_ buffer: ByteBuffer, builds: Bool) throws -> RESPValue? {
         let limits = self.limits
-        let outcome: (Int, Int)? = try buffer.withUnsafeReadableBytes { bytes in
-            let type = bytes[0]
-            guard type == UInt8(ascii: "+") || type == UInt8(ascii: ":") else { return nil }
-            var parser = RESPParser(bytes: bytes, source: nil, limits: limits, builds: false)
-            parser.position = 1
-            guard let range = try parser.line() else { return nil }
-            if type == UInt8(ascii: ":") { _ = try parser.integer(range) }
-            guard parser.position <= limits.maxReplyBytes else { return nil }
-            return (parser.position, parser.examined + 1)
-        }
-        guard let (length, examined) = outcome else { return nil }
-        examinedBytes &+= examined
-        return length
-    }
-
-    /// Runs the parser from the scan state over `buffer`; true when the reply is complete
-    /// (it is then `scan.offset` bytes long). Any error resets the state.
-    private mutating func parse(_ buffer: ByteBuffer, builds: Bool) throws -> Bool {
-        var ignored: RESPValue = .null
-        return try parse(buffer, builds: builds, into: &ignored)
-    }
-
-    private mutating func parse(_ buffer: ByteBuffer, builds: Bool, into value: inout RESPValue) throws -> Bool {
-        let limits = self.limits
-        var state = ScanState()
-        swap(&state, &scan)  // keeps the frame stack uniquely referenced while it is edited
-        defer { swap(&state, &scan) }
-        var examined = 0
-        defer { examinedBytes &+= examined }
         parserRuns &+= 1
         do {
-            return try buffer.withUnsafeReadableBytes { bytes in
-                var parser = RESPParser(bytes: bytes, source: builds ? buffer : nil, limits: limits, builds: builds)
-                defer { examined = parser.examined }
-                guard let result = try parser.run(&state) else { return false }
-                value = result
-                return true
+            // The state is handed over by address: captured as a variable it would be boxed
+            // and checked for exclusive access at run time, and copied, its frame stack would
+            // be reallocated on every aggregate.
+            let (value, examined) = try withUnsafeMutablePointer(to: &scan) { state in
+                try buffer.withUnsafeReadableBytes { bytes in
+                    var parser = RESPParser(bytes: bytes, source: builds ? buffer : nil, limits: limits, builds: builds)
+                    let value = try parser.run(&state.pointee)
+                    return (value, parser.examined)
+                }
             }
+            examinedBytes &+= examined
+            return value
         } catch {
-            state = ScanState()
+            scan.reset()
             throw error
         }
     }
@@ -224,6 +237,18 @@ struct ScanState: Sendable {
 
     /// Whether part of a reply has been scanned; every incomplete attempt needs more bytes.
     var isSuspended: Bool { wantBytes > 0 }
+
+    /// Makes the state fresh, keeping the frame stack's storage for the next reply.
+    mutating func reset() {
+        offset = 0
+        // Empty once a reply is complete; an error may leave frames behind.
+        if !frames.isEmpty { frames.removeAll(keepingCapacity: true) }
+        elements = 0
+        wantBytes = 0
+        lineResume = 0
+        rootError = nil
+        rootIsPush = false
+    }
 }
 
 /// One iterative parser over the readable bytes, for both paths: with `builds` it makes the
@@ -264,7 +289,7 @@ struct RESPParser {
         let byReplyBound = limits.maxReplyBytes - 2 - start
         let window = min(limits.maxLineLength, byReplyBound)
         guard window >= 0 else {
-            throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes")
+            throw RESPDecodingError.failure(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes")
         }
         let windowEnd = start + window + 1
         let searchEnd = min(bytes.count, windowEnd)
@@ -278,9 +303,9 @@ struct RESPParser {
             examined &+= searchEnd - from
             if searchEnd == windowEnd {
                 if window == byReplyBound && window < limits.maxLineLength {
-                    throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (unterminated line at byte \(start))")
+                    throw RESPDecodingError.failure(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (unterminated line at byte \(start))")
                 }
-                throw RESPDecodingError(.lineTooLong, "line longer than \(limits.maxLineLength) bytes")
+                throw RESPDecodingError.failure(.lineTooLong, "line longer than \(limits.maxLineLength) bytes")
             }
             lineResume = searchEnd
             wantBytes = bytes.count + 1
@@ -294,7 +319,7 @@ struct RESPParser {
             return nil
         }
         guard bytes[crIndex + 1] == Self.lf else {
-            throw RESPDecodingError(.missingCRLF, "carriage return not followed by line feed at byte \(crIndex + 1)")
+            throw RESPDecodingError.failure(.missingCRLF, "carriage return not followed by line feed at byte \(crIndex + 1)")
         }
         position = crIndex + 2
         return start..<crIndex
@@ -309,18 +334,18 @@ struct RESPParser {
             index += 1
         }
         guard index < range.upperBound, range.upperBound - index <= 19 else {
-            throw RESPDecodingError(.invalidInteger, "invalid integer \(text(range).debugDescription)")
+            throw RESPDecodingError.failure(.invalidInteger, "invalid integer \(text(range).debugDescription)")
         }
         var value: Int64 = 0
         while index < range.upperBound {
             let digit = bytes[index] &- UInt8(ascii: "0")
             guard digit < 10 else {
-                throw RESPDecodingError(.invalidInteger, "invalid integer \(text(range).debugDescription)")
+                throw RESPDecodingError.failure(.invalidInteger, "invalid integer \(text(range).debugDescription)")
             }
             let (times10, o1) = value.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times10.addingReportingOverflow(Int64(digit))
             guard !o1, !o2 else {
-                throw RESPDecodingError(.invalidInteger, "integer out of range \(text(range).debugDescription)")
+                throw RESPDecodingError.failure(.invalidInteger, "integer out of range \(text(range).debugDescription)")
             }
             value = sum
             index += 1
@@ -340,15 +365,15 @@ struct RESPParser {
 
     /// Reads a length header. Returns -1 for a RESP2 null when `allowsNull`.
     @inline(__always)
-    mutating func length(limit: Int, allowsNull: Bool, what: String, tooLarge: RESPDecodingError.Kind) throws -> Int? {
+    mutating func length(limit: Int, allowsNull: Bool, what: StaticString, tooLarge: RESPDecodingError.Kind) throws -> Int? {
         guard let range = try line() else { return nil }
         let value = try integer(range)
         if value == -1 && allowsNull { return -1 }
         guard value >= 0 else {
-            throw RESPDecodingError(.invalidLength, "negative \(what) \(value)")
+            throw RESPDecodingError.failure(.invalidLength, "negative \(what) \(value)")
         }
         guard value <= limit else {
-            throw RESPDecodingError(tooLarge, "\(what) \(value) exceeds the limit of \(limit)")
+            throw RESPDecodingError.failure(tooLarge, "\(what) \(value) exceeds the limit of \(limit)")
         }
         return Int(value)
     }
@@ -360,14 +385,14 @@ struct RESPParser {
         // Checked before waiting for the payload: a declared length is never waited for
         // beyond what one reply may hold. (Written so that nothing overflows.)
         guard count <= limits.maxReplyBytes - 2 - start else {
-            throw RESPDecodingError(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (bulk payload of \(count) bytes at byte \(start))")
+            throw RESPDecodingError.failure(.replyTooLarge, "reply longer than \(limits.maxReplyBytes) bytes (bulk payload of \(count) bytes at byte \(start))")
         }
         guard bytes.count - start - 2 >= count else {
             wantBytes = start + count + 2
             return nil
         }
         guard bytes[start + count] == Self.cr, bytes[start + count + 1] == Self.lf else {
-            throw RESPDecodingError(.missingCRLF, "bulk payload of \(count) bytes not followed by CRLF")
+            throw RESPDecodingError.failure(.missingCRLF, "bulk payload of \(count) bytes not followed by CRLF")
         }
         examined &+= count + 2
         position = start + count + 2
@@ -396,10 +421,10 @@ struct RESPParser {
             switch type {
             case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
                 if state.frames.count >= limits.maxDepth {
-                    throw RESPDecodingError(.nestingTooDeep, "aggregates and attributes nested deeper than \(limits.maxDepth)")
+                    throw RESPDecodingError.failure(.nestingTooDeep, "aggregates and attributes nested deeper than \(limits.maxDepth)")
                 }
                 if position < bytes.count, bytes[position] == UInt8(ascii: "?") {
-                    throw RESPDecodingError(.unsupportedType, "streamed aggregates are not supported")
+                    throw RESPDecodingError.failure(.unsupportedType, "streamed aggregates are not supported")
                 }
                 guard let count = try length(limit: limits.maxAggregateCount, allowsNull: type == UInt8(ascii: "*"),
                                              what: "aggregate count", tooLarge: .countTooLarge) else {
@@ -413,7 +438,7 @@ struct RESPParser {
                 // Declared counts must all be met for the reply to complete, so they are
                 // summed (and bounded) as soon as they are read.
                 guard count <= (limits.maxReplyElements - state.elements) / (paired ? 2 : 1) else {
-                    throw RESPDecodingError(.tooManyElements, "reply declares more than \(limits.maxReplyElements) elements")
+                    throw RESPDecodingError.failure(.tooManyElements, "reply declares more than \(limits.maxReplyElements) elements")
                 }
                 let elements = paired ? count * 2 : count
                 state.elements += elements
@@ -449,6 +474,14 @@ struct RESPParser {
                 if builds { value = Self.aggregate(frame.type, built.removeLast()) }
             }
             if state.frames.isEmpty { return value }
+        }
+    }
+
+    @inline(__always)
+    static func isAggregate(_ type: UInt8) -> Bool {
+        switch type {
+        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"): true
+        default: false
         }
     }
 
@@ -505,7 +538,7 @@ struct RESPParser {
             return .integer(try integer(r))
         case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
             if type == UInt8(ascii: "$"), position < bytes.count, bytes[position] == UInt8(ascii: "?") {
-                throw RESPDecodingError(.unsupportedType, "streamed strings are not supported")
+                throw RESPDecodingError.failure(.unsupportedType, "streamed strings are not supported")
             }
             guard let count = try length(limit: limits.maxBulkLength, allowsNull: type == UInt8(ascii: "$"),
                                          what: "bulk length", tooLarge: .lengthTooLarge) else { return nil }
@@ -518,14 +551,14 @@ struct RESPParser {
                 return .error(string(r))
             default:
                 guard r.count >= 4, bytes[r.lowerBound + 3] == UInt8(ascii: ":") else {
-                    throw RESPDecodingError(.invalidVerbatimString, "verbatim string without a three-letter format")
+                    throw RESPDecodingError.failure(.invalidVerbatimString, "verbatim string without a three-letter format")
                 }
                 guard builds else { return .null }
                 return .verbatim(format: string(r.lowerBound..<(r.lowerBound + 3)), text: slice((r.lowerBound + 4)..<r.upperBound))
             }
         case UInt8(ascii: "_"):
             guard let r = try line() else { return nil }
-            guard r.isEmpty else { throw RESPDecodingError(.missingCRLF, "null with a payload") }
+            guard r.isEmpty else { throw RESPDecodingError.failure(.missingCRLF, "null with a payload") }
             return .null
         case UInt8(ascii: ","):
             guard let r = try line() else { return nil }
@@ -533,7 +566,7 @@ struct RESPParser {
         case UInt8(ascii: "#"):
             guard let r = try line() else { return nil }
             guard r.count == 1, bytes[r.lowerBound] == UInt8(ascii: "t") || bytes[r.lowerBound] == UInt8(ascii: "f") else {
-                throw RESPDecodingError(.invalidBoolean, "invalid boolean \(text(r).debugDescription)")
+                throw RESPDecodingError.failure(.invalidBoolean, "invalid boolean \(text(r).debugDescription)")
             }
             return .boolean(bytes[r.lowerBound] == UInt8(ascii: "t"))
         case UInt8(ascii: "("):
@@ -541,7 +574,7 @@ struct RESPParser {
             try validateBigNumber(r)
             return builds ? .bigNumber(string(r)) : .null
         default:
-            throw RESPDecodingError(.invalidTypeByte, "unknown type byte 0x\(String(type, radix: 16)) at byte \(position - 1)")
+            throw RESPDecodingError.failure(.invalidTypeByte, "unknown type byte 0x\(String(type, radix: 16)) at byte \(position - 1)")
         }
     }
 
@@ -554,7 +587,7 @@ struct RESPParser {
         default:
             guard !string.isEmpty, string.utf8.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: " ") }),
                   let value = Double(string) else {
-                throw RESPDecodingError(.invalidDouble, "invalid double \(text(range).debugDescription)")
+                throw RESPDecodingError.failure(.invalidDouble, "invalid double \(text(range).debugDescription)")
             }
             return value
         }
@@ -565,7 +598,7 @@ struct RESPParser {
         if index < range.upperBound, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") { index += 1 }
         guard index < range.upperBound,
               bytes[index..<range.upperBound].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
-            throw RESPDecodingError(.invalidInteger, "invalid big number \(text(range).debugDescription)")
+            throw RESPDecodingError.failure(.invalidInteger, "invalid big number \(text(range).debugDescription)")
         }
     }
 }
