@@ -113,6 +113,11 @@ import Valkey
             let first = try job.start(["run", "--stage", "usage-logs", "--batch-size", "300"])
             #expect(try await job.waitForKey("sync:watermark:usage_logs"), "the first run never acknowledged a page")
             let second = try await job.run(["run", "--stage", "params"])
+            // A busy lock is an ending too, recorded under its own command (SPEC §10).
+            let backfill = try await job.run(["backfill", "usage-logs", "--since", "2026-01-01"])
+            #expect(backfill.status == 75)
+            let recorded = try #require(try await job.string("sync:last_run:backfill"))
+            #expect(recorded.contains("holds the lock") && recorded.contains("\"exit_code\":75"), "\(recorded)")
             await JobHarness.waitForExit(first)
             #expect(first.terminationStatus == 0)
             #expect(second.status == 75, "\(second.stdout)\(second.stderr)")
