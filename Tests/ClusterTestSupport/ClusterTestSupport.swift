@@ -14,21 +14,47 @@ public enum ClusterTestLock {
         .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
 
     public static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(path)") }
-        defer { close(fd) }
-        // Never block a thread of the shared pool: poll.
-        // Bounded: a lock still held after 5 minutes means a stuck holder (e.g. a process
-        // that inherited the descriptor), reported instead of waited for.
+        // A turnstile in front of the lock keeps a steady stream of shared holders from
+        // starving an exclusive one: an exclusive waiter holds the turnstile while it waits, so
+        // new shared holders queue behind it; shared holders pass the turnstile at once.
+        let turnstile = try await acquire(path + ".turnstile", exclusive: exclusive)
+        let fd: Int32
+        do {
+            fd = try await acquire(path, exclusive: exclusive)
+        } catch {
+            release(turnstile)
+            throw error
+        }
+        release(turnstile)
+        defer { release(fd) }
+        return try await body()
+    }
+
+    /// Opens `file` and takes its flock, polling so that no thread of the shared pool blocks.
+    /// Bounded: a lock still held after 5 minutes means a stuck holder (e.g. a process that
+    /// inherited the descriptor), reported instead of waited for.
+    private static func acquire(_ file: String, exclusive: Bool) async throws -> Int32 {
+        let fd = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ClusterAdmin.Failure(message: "cannot open \(file)") }
         let deadline = ContinuousClock.now + .seconds(300)
         while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
             guard ContinuousClock.now < deadline else {
-                throw ClusterAdmin.Failure(message: "the cluster test lock \(path) is still held after 300 s (see lsof \(path))")
+                close(fd)
+                throw ClusterAdmin.Failure(message: "the cluster test lock \(file) is still held after 300 s (see lsof \(file))")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                close(fd)
+                throw error
+            }
         }
-        defer { flock(fd, LOCK_UN) }
-        return try await body()
+        return fd
+    }
+
+    private static func release(_ fd: Int32) {
+        flock(fd, LOCK_UN)
+        close(fd)
     }
 }
 
