@@ -113,8 +113,7 @@ struct APIKeysStage {
         batch.removeAll(keepingCapacity: true)
         if let first = outcome.firstErrors.first {
             // The reply names no key string, so it is safe to show.
-            throw StageFailure(temporary: ValkeyError.isTemporaryReply(first.message),
-                               "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) api-key command(s): \(first.message)")
+            throw StageFailure.refused(by: valkey.serverDescription, "\(outcome.errorCount) api-key command(s)", reply: first.message)
         }
     }
 }

@@ -249,6 +249,12 @@ struct StageFailure: Error, CustomStringConvertible {
         self.description = description
         self.temporary = temporary
     }
+
+    /// Valkey refused `what` with `reply`: the server's words, and 75 for the temporary
+    /// replies of SPEC §10 (READONLY, LOADING, ...), 1 for the rest (OOM, MISCONF, ...).
+    static func refused(by server: String, _ what: String, reply: String) -> StageFailure {
+        StageFailure(temporary: ValkeyError.isTemporaryReply(reply), "Valkey \(server) refused \(what): \(reply)")
+    }
 }
 
 func quoteIdentifier(_ name: String) -> String {

@@ -42,8 +42,7 @@ struct ParamsStage {
         }
         let replies = try await valkey.execute(batch)
         if let failure = replies.first(where: \.isError) {
-            throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
-                               "Valkey \(valkey.serverDescription) refused replacing \(key): \(failure.errorMessage ?? "?")")
+            throw StageFailure.refused(by: valkey.serverDescription, "replacing \(key)", reply: failure.errorMessage ?? "?")
         }
         report.count("written", rows.count)
     }

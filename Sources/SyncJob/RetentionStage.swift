@@ -67,8 +67,7 @@ struct RetentionStage {
             batch.append(["ZREM", global] + ids)
             let replies = try await valkey.execute(batch)
             if let failure = replies.first(where: \.isError) {
-                throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
-                                   "Valkey \(valkey.serverDescription) refused removing expired \(table.name) entries: \(failure.errorMessage ?? "?")")
+                throw StageFailure.refused(by: valkey.serverDescription, "removing expired \(table.name) entries", reply: failure.errorMessage ?? "?")
             }
             entries += replies.dropLast().reduce(0) { $0 + Int($1.int ?? 0) }
             members += Int(replies.last?.int ?? 0)
@@ -106,8 +105,7 @@ struct RetentionStage {
             }
             let replies = try await valkey.execute(batch)
             if let failure = replies.first(where: \.isError) {
-                throw StageFailure(temporary: ValkeyError.isTemporaryReply(failure.errorMessage ?? ""),
-                                   "Valkey \(valkey.serverDescription) refused trimming \(table.name) indexes: \(failure.errorMessage ?? "?")")
+                throw StageFailure.refused(by: valkey.serverDescription, "trimming \(table.name) indexes", reply: failure.errorMessage ?? "?")
             }
             if dryRun {
                 members += replies.reduce(0) { $0 + Int($1.int ?? 0) }

@@ -45,8 +45,7 @@ struct SearchIndexStage {
         if !dryRun, !batch.isEmpty {
             let outcome = try await valkey.executeCountingErrors(batch)
             if let first = outcome.firstErrors.first {
-                throw StageFailure(temporary: ValkeyError.isTemporaryReply(first.message),
-                                   "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) search-index writes: \(first.message)")
+                throw StageFailure.refused(by: valkey.serverDescription, "\(outcome.errorCount) search-index writes", reply: first.message)
             }
         }
         report.count(dryRun ? "would_write_keys" : "written_keys", batch.count)

@@ -158,8 +158,8 @@ struct Verification {
         for key in Set(indexKeys) { batch.append("ZREM", key, id) }
         let outcome = try await valkey.executeCountingErrors(batch)
         if let refused = outcome.firstErrors.first {
-            throw StageFailure(temporary: ValkeyError.isTemporaryReply(refused.message),
-                               "Valkey \(valkey.serverDescription) refused \(outcome.errorCount) command(s) removing the vanished entry \(id) of \(table.name): \(refused.message)")
+            throw StageFailure.refused(by: valkey.serverDescription, "\(outcome.errorCount) command(s) removing the vanished entry \(id) of \(table.name)",
+                                       reply: refused.message)
         }
     }
 
