@@ -20,11 +20,17 @@ public final class FaultProxy: Sendable {
     public let port: Int
     private let state: ProxyState
     private let server: any Channel
+    private let group: MultiThreadedEventLoopGroup
 
     /// Listens on an ephemeral loopback port and forwards to `host:port`.
+    ///
+    /// The proxy has an event loop thread of its own: on the shared one, another test's
+    /// large reply could hold its bytes back for seconds, and the job would see a stall that
+    /// the test never made.
     public static func start(to host: String, port upstreamPort: Int, mode: Mode = .pass) async throws -> FaultProxy {
         let state = ProxyState(mode: mode)
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { inbound in
@@ -58,12 +64,13 @@ public final class FaultProxy: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return FaultProxy(server: server, state: state)
+        return FaultProxy(server: server, state: state, group: group)
     }
 
-    private init(server: any Channel, state: ProxyState) {
+    private init(server: any Channel, state: ProxyState, group: MultiThreadedEventLoopGroup) {
         self.server = server
         self.state = state
+        self.group = group
         self.port = server.localAddress?.port ?? 0
     }
 
@@ -82,6 +89,7 @@ public final class FaultProxy: Sendable {
     public func stop() async {
         try? await server.close()
         for channel in state.open.withLock({ $0 }) { try? await channel.close() }
+        try? await group.shutdownGracefully()
     }
 
     /// Closes with SO_LINGER 0, so that the peer gets an RST rather than a FIN.

@@ -241,10 +241,11 @@ final class JobHarness: Sendable {
     }
 
     /// Waits (at most two minutes, polling) until `key` exists: e.g. a copy's first acknowledged page.
-    func waitForKey(_ key: String) async throws -> Bool {
+    func waitForKey(_ key: String, unless gaveUp: @Sendable () -> Bool = { false }) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if try await string(key) != nil { return true }
+            if gaveUp() { return try await string(key) != nil }
             try await Task.sleep(for: .milliseconds(20))
         }
         return false
