@@ -16,8 +16,10 @@ let package = Package(
     targets: [
         // libpq, the PostgreSQL client library psql uses, as a system library.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // The program's instant (microseconds since the epoch, RFC 3339 in and out) and durations.
+        .target(name: "Timestamps"),
         // Swift API over libpq: connection, parameterised queries, keyset page reader.
-        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "Timestamps"]),
 
         // RESP2/RESP3 codec and hash slots: bytes in, values out, no sockets.
         .target(name: "RESP", dependencies: [
@@ -25,7 +27,7 @@ let package = Package(
         ]),
         // Valkey connection, pipelines, URL and TLS configuration.
         .target(name: "Valkey", dependencies: [
-            "RESP",
+            "RESP", "Timestamps",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -33,33 +35,33 @@ let package = Package(
         ]),
 
         // Watermark values, the read window, and the store that advances them.
-        .target(name: "Watermarks", dependencies: ["Postgres", "Valkey"]),
+        .target(name: "Watermarks", dependencies: ["Timestamps", "Postgres", "Valkey"]),
         // Key templates, field encoding, and the writers that turn rows into commands.
-        .target(name: "Writers", dependencies: ["Postgres", "RESP", "Valkey"]),
+        .target(name: "Writers", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey"]),
 
         // libxml2's HTML parser as a system library.
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         // Documentation manifest, fetching, HTML to search sections.
-        .target(name: "SearchIndex", dependencies: ["CLibXML2"]),
+        .target(name: "SearchIndex", dependencies: ["CLibXML2", "Timestamps"]),
 
         // The executable: command line, configuration, stages, lock, logs, metrics.
         .executableTarget(name: "SyncJob", dependencies: [
-            "Postgres", "RESP", "Valkey", "Watermarks", "Writers", "SearchIndex",
+            "Timestamps", "Postgres", "RESP", "Valkey", "Watermarks", "Writers", "SearchIndex",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Client benchmark: this client against `valkey-cli --pipe` (not a test).
-        .executableTarget(name: "ValkeyBench", dependencies: ["RESP", "Valkey"]),
+        .executableTarget(name: "ValkeyBench", dependencies: ["RESP", "Timestamps", "Valkey"]),
 
         // What the client and the stage tests share about the local test cluster.
         .target(name: "ClusterTestSupport", dependencies: ["RESP", "Valkey"], path: "Tests/ClusterTestSupport"),
 
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Timestamps"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP", "ClusterTestSupport"]),
         .testTarget(name: "WritersTests", dependencies: [
-            "Writers", "Watermarks", "Postgres", "RESP", "Valkey",
+            "Writers", "Watermarks", "Timestamps", "Postgres", "RESP", "Valkey",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
@@ -68,7 +70,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/FaultInjection"),
-        .testTarget(name: "SyncJobTests", dependencies: ["Postgres", "RESP", "Valkey", "ClusterTestSupport", "FaultInjection"]),
+        .testTarget(name: "SyncJobTests", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey", "ClusterTestSupport", "FaultInjection"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,14 @@
+import Timestamps
+
 /// Reads a table page by page in (timestamp, id) order between two bounds, without OFFSET.
 ///
 /// Each page is one indexed range scan continuing after the previous page's last
 /// (timestamp, id), so rows sharing a timestamp are never skipped nor repeated across pages,
 /// and memory holds at most the page being processed plus the one being read ahead.
 /// Rows whose timestamp is NULL are never read.
-public struct KeysetPageReader: Sendable {
-    public let connection: PostgresConnection
-    public let pageSize: Int
+package struct KeysetPageReader: Sendable {
+    package let connection: PostgresConnection
+    package let pageSize: Int
     private let selectList: String
     private let source: String
     private let timestampColumn: String
@@ -19,7 +21,7 @@ public struct KeysetPageReader: Sendable {
     ///   - table: a table name, optionally schema-qualified ("public.usage_logs"); each part is
     ///     quoted as an identifier, so names are taken literally and cannot inject SQL.
     ///   - columns: the columns to read; the keyset columns are appended when missing.
-    public init(connection: PostgresConnection, table: String, columns: [String],
+    package init(connection: PostgresConnection, table: String, columns: [String],
                 timestampColumn: String = "timestamp", idColumn: String = "id", pageSize: Int) {
         precondition(pageSize > 0, "a page holds at least one row")
         var selected = columns
@@ -39,14 +41,14 @@ public struct KeysetPageReader: Sendable {
     /// Pages of rows with from <= timestamp < until, ordered by (timestamp, id); the keyset
     /// cursor after each page is (last row's timestamp, last row's id). The next page is read
     /// while the caller handles the current one.
-    public func pages(from: PostgresTimestamp, until: PostgresTimestamp) -> KeysetPages {
+    package func pages(from: Timestamp, until: Timestamp) -> KeysetPages {
         KeysetPages(plan: PagePlan(reader: self, from: from, until: until))
     }
 
     /// The newest timestamp in the table (max), or nil when it holds no timestamped row.
-    public func newestTimestamp() async throws -> PostgresTimestamp? {
+    package func newestTimestamp() async throws -> Timestamp? {
         let rows = try await connection.query("SELECT max(\(timestampColumn)) FROM \(source)")
-        return try rows.first?[0].decode(PostgresTimestamp.self)
+        return try rows.first?[0].decode(Timestamp.self)
     }
 
     // The parameters are untyped, so PostgreSQL gives each the type of the column it is
@@ -77,14 +79,14 @@ public struct KeysetPageReader: Sendable {
 }
 
 /// The pages of one read window, as an AsyncSequence; iterate it once.
-public struct KeysetPages: AsyncSequence, Sendable {
-    public typealias Element = [PostgresRow]
+package struct KeysetPages: AsyncSequence, Sendable {
+    package typealias Element = [PostgresRow]
     fileprivate let plan: PagePlan
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(plan: plan) }
+    package func makeAsyncIterator() -> AsyncIterator { AsyncIterator(plan: plan) }
 
     /// Yields each page as soon as it is read and immediately starts reading the next one.
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    package struct AsyncIterator: AsyncIteratorProtocol {
         private let plan: PagePlan
         private var state: State = .notStarted
 
@@ -96,7 +98,7 @@ public struct KeysetPages: AsyncSequence, Sendable {
 
         fileprivate init(plan: PagePlan) { self.plan = plan }
 
-        public mutating func next() async throws -> [PostgresRow]? {
+        package mutating func next() async throws -> [PostgresRow]? {
             let read: PageRead
             switch state {
             case .finished: return nil
@@ -126,8 +128,8 @@ public struct KeysetPages: AsyncSequence, Sendable {
 /// The fixed parts of one read window.
 private struct PagePlan: Sendable {
     let reader: KeysetPageReader
-    let from: PostgresTimestamp
-    let until: PostgresTimestamp
+    let from: Timestamp
+    let until: Timestamp
 
     @Sendable func firstPage() async throws -> [PostgresRow] {
         try await reader.connection.query(

@@ -1,15 +1,16 @@
 import CLibPQ
 import Dispatch
 import Foundation
+import Timestamps
 
 /// A connection to PostgreSQL through libpq.
 ///
 /// libpq calls block, so each connection runs them on its own serial DispatchQueue, off
 /// Swift's cooperative thread pool; callers await them through continuations. Statements
 /// issued concurrently on one connection run one after another, in the order they arrive.
-public final class PostgresConnection: Sendable {
+package final class PostgresConnection: Sendable {
     /// host:port/dbname as libpq resolved them — never the password.
-    public let serverDescription: String
+    package let serverDescription: String
     private let handle: LibPQHandle
     private let queue: DispatchQueue
 
@@ -31,7 +32,7 @@ public final class PostgresConnection: Sendable {
     /// TCP keepalives and `tcp_user_timeout` are asked for unless the string sets them, and
     /// the session asks the server to probe the client too, so that a vanished client's
     /// session (and its advisory locks) ends within about a minute.
-    public static func connect(_ conninfo: String?, applicationName: String = "sync-job",
+    package static func connect(_ conninfo: String?, applicationName: String = "sync-job",
                                timeout: Duration = .seconds(60)) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "postgres-connection")
         let handle = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LibPQHandle, Error>) in
@@ -45,7 +46,7 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Runs one statement with text-format parameters (`$1`, `$2`…; nil is NULL) and returns its rows.
-    public func query(_ sql: String, _ parameters: [PostgresValue?] = []) async throws -> [PostgresRow] {
+    package func query(_ sql: String, _ parameters: [PostgresValue?] = []) async throws -> [PostgresRow] {
         try await run { handle in try handle.execute(sql, parameters, multiStatement: false).rows }
     }
 
@@ -54,15 +55,15 @@ public final class PostgresConnection: Sendable {
     /// run as one implicit transaction (PostgreSQL's simple query protocol) and the count is
     /// the last statement's.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [PostgresValue?] = []) async throws -> Int {
+    package func execute(_ sql: String, _ parameters: [PostgresValue?] = []) async throws -> Int {
         try await run { handle in try handle.execute(sql, parameters, multiStatement: parameters.isEmpty).affectedRows }
     }
 
     /// The database clock (`clock_timestamp()`): the copy stops at this minus a settle delay,
     /// so the job's own clock skew never matters.
-    public func databaseNow() async throws -> PostgresTimestamp {
+    package func databaseNow() async throws -> Timestamp {
         let rows = try await query("SELECT clock_timestamp()")
-        guard let now = try rows.first?[0].decode(PostgresTimestamp.self) else {
+        guard let now = try rows.first?[0].decode(Timestamp.self) else {
             throw PostgresError(kind: .decoding, message: "clock_timestamp() returned no value", server: serverDescription)
         }
         return now
@@ -70,7 +71,7 @@ public final class PostgresConnection: Sendable {
 
     /// Closes the connection after the statements already queued; later statements fail.
     /// Idempotent, and does not block the caller.
-    public func close() {
+    package func close() {
         queue.async { [handle] in handle.finish() }
     }
 
@@ -381,19 +382,6 @@ final class CancelToken: @unchecked Sendable {
             _ = PQcancel(pointer, &buffer, Int32(buffer.count))
         }
         thread.start()
-    }
-}
-
-extension Duration {
-    package var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-
-    /// "30s", "2.5s": for messages.
-    package var secondsText: String {
-        let value = seconds
-        return (value.rounded() == value ? String(Int64(value)) : String(value)) + "s"
     }
 }
 

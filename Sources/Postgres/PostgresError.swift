@@ -1,7 +1,9 @@
+import Timestamps
+
 /// An error from PostgreSQL or libpq: SQLSTATE, the server's message, and which server — never the password.
-public struct PostgresError: Error, Sendable, CustomStringConvertible {
+package struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, coarsely enough to choose an exit code or a retry.
-    public enum Kind: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         /// The server could not be reached or refused the connection: retry later.
         case connectionFailed
         /// The server rejected the credentials (SQLSTATE 28P01/28000): fix the configuration.
@@ -17,17 +19,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case timeout
     }
 
-    public var kind: Kind
-    public var sqlState: String?
-    public var message: String
-    public var detail: String?
-    public var hint: String?
+    package var kind: Kind
+    package var sqlState: String?
+    package var message: String
+    package var detail: String?
+    package var hint: String?
     /// host:port/dbname of the server concerned.
-    public var server: String?
+    package var server: String?
     /// The timeout that expired, for `.timeout`.
-    public var timeout: Duration?
+    package var timeout: Duration?
 
-    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
+    package init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
                 server: String? = nil, timeout: Duration? = nil) {
         self.kind = kind
         self.timeout = timeout
@@ -38,7 +40,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.server = server
     }
 
-    public var description: String {
+    package var description: String {
         var text: String
         switch kind {
         case .connectionFailed: text = "cannot connect to PostgreSQL"

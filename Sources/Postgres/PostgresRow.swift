@@ -1,3 +1,5 @@
+import Timestamps
+
 /// Column names and types of one result, shared by all its rows.
 final class PostgresColumns: Sendable {
     let names: [String]
@@ -15,11 +17,11 @@ final class PostgresColumns: Sendable {
 }
 
 /// One row of a query result, values in PostgreSQL's text format.
-public struct PostgresRow: Sendable {
+package struct PostgresRow: Sendable {
     let columns: PostgresColumns
     let values: [String?]
     /// Position of the row in its result, for error messages.
-    public let rowIndex: Int
+    package let rowIndex: Int
 
     init(columns: PostgresColumns, values: [String?], rowIndex: Int) {
         self.columns = columns
@@ -27,44 +29,44 @@ public struct PostgresRow: Sendable {
         self.rowIndex = rowIndex
     }
 
-    public var columnNames: [String] { columns.names }
+    package var columnNames: [String] { columns.names }
 
-    public var count: Int { values.count }
+    package var count: Int { values.count }
 
-    public subscript(_ index: Int) -> PostgresCell {
+    package subscript(_ index: Int) -> PostgresCell {
         PostgresCell(text: values[index], typeOID: columns.typeOIDs[index], columnName: columns.names[index], rowIndex: rowIndex)
     }
 
-    public subscript(_ name: String) -> PostgresCell? {
+    package subscript(_ name: String) -> PostgresCell? {
         columns.index(of: name).map { self[$0] }
     }
 }
 
 /// One value of a row: its text as libpq gave it, and typed decoders.
-public struct PostgresCell: Sendable {
+package struct PostgresCell: Sendable {
     /// The raw text form (nil for NULL).
-    public var text: String?
+    package var text: String?
     /// The column's type OID (PQftype), e.g. 1184 for timestamptz.
-    public var typeOID: UInt32
-    public var columnName: String
-    public var rowIndex: Int
+    package var typeOID: UInt32
+    package var columnName: String
+    package var rowIndex: Int
 
-    public var isNull: Bool { text == nil }
+    package var isNull: Bool { text == nil }
 
-    public func decode(_ type: String.Type) throws -> String? { text }
+    package func decode(_ type: String.Type) throws -> String? { text }
 
     /// int2, int4, int8 (and any text holding a decimal integer).
-    public func decode(_ type: Int.Type) throws -> Int? {
+    package func decode(_ type: Int.Type) throws -> Int? {
         try decode("an integer") { Int($0) }
     }
 
     /// float4, float8, numeric (via its decimal text; "NaN" and "Infinity" included).
-    public func decode(_ type: Double.Type) throws -> Double? {
+    package func decode(_ type: Double.Type) throws -> Double? {
         try decode("a floating-point number") { Double($0) }
     }
 
     /// bool ('t'/'f').
-    public func decode(_ type: Bool.Type) throws -> Bool? {
+    package func decode(_ type: Bool.Type) throws -> Bool? {
         try decode("a boolean") { text in
             switch text {
             case "t", "true": return true
@@ -76,8 +78,8 @@ public struct PostgresCell: Sendable {
 
     /// timestamptz, and timestamp without time zone taken as UTC; ±infinity is an error
     /// because no finite watermark or score can stand for it.
-    public func decode(_ type: PostgresTimestamp.Type) throws -> PostgresTimestamp? {
-        try decode("a finite timestamp") { PostgresTimestamp(postgresText: $0) }
+    package func decode(_ type: Timestamp.Type) throws -> Timestamp? {
+        try decode("a finite timestamp") { Timestamp(postgresText: $0) }
     }
 
     private func decode<T>(_ expected: String, _ parse: (String) -> T?) throws -> T? {

@@ -1,14 +1,16 @@
+import Timestamps
+
 /// A query parameter; every case is sent to PostgreSQL in text format, `nil` is SQL NULL.
-public enum PostgresValue: Sendable, Hashable {
+package enum PostgresValue: Sendable, Hashable {
     case text(String)
     case int(Int64)
     case double(Double)
     case bool(Bool)
-    case timestamp(PostgresTimestamp)
+    case timestamp(Timestamp)
     case uuid(String)
 
     /// The text PostgreSQL parses for this value.
-    public var postgresText: String {
+    package var postgresText: String {
         switch self {
         case .text(let text), .uuid(let text): return text
         case .int(let value): return String(value)

@@ -1,8 +1,8 @@
 /// Valkey Cluster key hash slots: CRC16-XMODEM of the key (or of its `{hash tag}`) mod 16384.
-public enum HashSlot {
-    public static let count: UInt16 = 16384
+package enum HashSlot {
+    package static let count: UInt16 = 16384
 
-    public static func slot<C: Collection>(for key: C) -> UInt16 where C.Element == UInt8 {
+    package static func slot<C: Collection>(for key: C) -> UInt16 where C.Element == UInt8 {
         // Only the first `{` counts, and the tag is the bytes up to the next `}`; an empty
         // tag (`{}`) means the whole key is hashed, as the cluster specification says.
         if let open = key.firstIndex(of: UInt8(ascii: "{")) {
@@ -14,12 +14,12 @@ public enum HashSlot {
         return crc16(key) & (count - 1)
     }
 
-    public static func slot(for key: String) -> UInt16 {
+    package static func slot(for key: String) -> UInt16 {
         slot(for: key.utf8)
     }
 
     /// CRC16-XMODEM (polynomial 0x1021, initial value 0), the variant the cluster uses.
-    public static func crc16<C: Collection>(_ bytes: C) -> UInt16 where C.Element == UInt8 {
+    package static func crc16<C: Collection>(_ bytes: C) -> UInt16 where C.Element == UInt8 {
         var crc: UInt16 = 0
         for byte in bytes {
             crc = (crc << 8) ^ crc16Table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]

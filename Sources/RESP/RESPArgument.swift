@@ -1,7 +1,7 @@
 import NIOCore
 
 /// A value that can be one argument of a command: it writes itself as a RESP bulk string.
-public protocol RESPArgument {
+package protocol RESPArgument {
     /// Writes `$<length>\r\n<bytes>\r\n`.
     func encode(into buffer: inout ByteBuffer)
 }
@@ -69,7 +69,7 @@ extension ByteBuffer {
 
 extension String: RESPArgument {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         if let done: Void = utf8.withContiguousStorageIfAvailable({ buffer.writeRESPBulk(UnsafeRawBufferPointer($0)) }) {
             return done
         }
@@ -80,7 +80,7 @@ extension String: RESPArgument {
 
 extension Substring: RESPArgument {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         var copy = self
         copy.withUTF8 { buffer.writeRESPBulk(UnsafeRawBufferPointer($0)) }
     }
@@ -88,21 +88,21 @@ extension Substring: RESPArgument {
 
 extension ByteBuffer: RESPArgument {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         withUnsafeReadableBytes { buffer.writeRESPBulk($0) }
     }
 }
 
 extension Array: RESPArgument where Element == UInt8 {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         withUnsafeBytes { buffer.writeRESPBulk($0) }
     }
 }
 
 extension Int: RESPArgument {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         // `$<n>\r\n<digits>\r\n` in one pass, without a String: the digits are written
         // first at a fixed offset, then the header in front (n is at most 20: two bytes).
         let value = self
@@ -133,13 +133,13 @@ extension Int: RESPArgument {
 
 extension Int64: RESPArgument {
     @inlinable
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         Int(self).encode(into: &buffer)
     }
 }
 
 extension Double: RESPArgument {
-    public func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         // The server parses with strtod: "inf", "-inf" and exponents are accepted.
         let text: String
         if self.isInfinite { text = self < 0 ? "-inf" : "inf" } else { text = self.description }

@@ -9,9 +9,9 @@ import Darwin
 #endif
 
 /// Why bytes could not be decoded as RESP; the connection treats any of these as fatal.
-public struct RESPDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct RESPDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What was wrong with the input.
-    public enum Kind: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case invalidTypeByte
         case invalidLength
         /// A bulk string longer than `Limits.maxBulkLength`.
@@ -32,15 +32,15 @@ public struct RESPDecodingError: Error, Sendable, Hashable, CustomStringConverti
         case unsupportedType
     }
 
-    public var kind: Kind
-    public var message: String
+    package var kind: Kind
+    package var message: String
 
-    public init(_ kind: Kind, _ message: String) {
+    package init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
-    public var description: String { "malformed RESP reply: \(message)" }
+    package var description: String { "malformed RESP reply: \(message)" }
 }
 
 extension RESPDecodingError {
@@ -53,7 +53,7 @@ extension RESPDecodingError {
 }
 
 /// What the counting path learns about one reply without building a `RESPValue`.
-public enum RESPReplySummary: Sendable, Hashable {
+package enum RESPReplySummary: Sendable, Hashable {
     case success
     case error(String)
     /// An out-of-band RESP3 push; not the reply to any command.
@@ -69,32 +69,32 @@ public enum RESPReplySummary: Sendable, Hashable {
 /// The decoder remembers how far it scanned an incomplete reply, so a reply arriving in many
 /// reads costs time linear in its size: keep handing it the same buffer, with new bytes
 /// appended, until it returns a reply or throws (as `ByteToMessageDecoder` does).
-public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
-    public typealias InboundOut = RESPValue
+package struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
+    package typealias InboundOut = RESPValue
 
     /// Bounds on what the decoder accepts.
-    public struct Limits: Sendable, Hashable {
+    package struct Limits: Sendable, Hashable {
         /// The server's own `proto-max-bulk-len` default.
-        public var maxBulkLength: Int = 512 * 1024 * 1024
+        package var maxBulkLength: Int = 512 * 1024 * 1024
         /// Elements one aggregate may declare (entries, for a map or an attribute). Far above
         /// any reply the job reads, and low enough that an absurd header fails at once.
-        public var maxAggregateCount: Int = 1 << 24
+        package var maxAggregateCount: Int = 1 << 24
         /// Elements of one reply in all, a map entry counting two. A decoded value costs tens
         /// of bytes per element, so this, not the byte bound, caps its memory (under 1 GiB).
-        public var maxReplyElements: Int = 1 << 24
+        package var maxReplyElements: Int = 1 << 24
         /// Aggregates open at once. An attribute counts as one level around the value it
         /// annotates, so a run of attributes before a value is bounded by this too.
-        public var maxDepth: Int = 100
+        package var maxDepth: Int = 100
         /// Longest simple string, error or number line.
-        public var maxLineLength: Int = 1024 * 1024
+        package var maxLineLength: Int = 1024 * 1024
         /// Bytes of one reply: room for one bulk string of the largest size the server sends
         /// by default, plus 1 MiB of framing and small elements around it. The inbound buffer
         /// holds an incomplete reply whole, so this bounds its memory too.
-        public var maxReplyBytes: Int = 512 * 1024 * 1024 + 1024 * 1024
-        public init() {}
+        package var maxReplyBytes: Int = 512 * 1024 * 1024 + 1024 * 1024
+        package init() {}
     }
 
-    public var limits: Limits
+    package var limits: Limits
 
     /// How far the scan of the current incomplete reply got.
     var scan = ScanState()
@@ -106,12 +106,12 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
     /// element the scan waits on must not cost one.
     package private(set) var parserRuns = 0
 
-    public init(limits: Limits = Limits()) {
+    package init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
     /// Decodes one reply and moves the reader index past it, or returns nil (index unmoved).
-    public mutating func decode(buffer: inout ByteBuffer) throws -> RESPValue? {
+    package mutating func decode(buffer: inout ByteBuffer) throws -> RESPValue? {
         guard buffer.readableBytes > 0 else { return nil }
         if scan.isSuspended {
             // Continue the allocation-free scan where the last read left it; values are
@@ -128,13 +128,13 @@ public struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         return value
     }
 
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> RESPValue? {
+    package mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> RESPValue? {
         try decode(buffer: &buffer)
     }
 
     /// Validates and skips one reply, keeping only whether it was an error or a push.
     /// Replies other than aggregates, such as `:1` or `+OK`, cost no allocation.
-    public mutating func skipReply(buffer: inout ByteBuffer) throws -> RESPReplySummary? {
+    package mutating func skipReply(buffer: inout ByteBuffer) throws -> RESPReplySummary? {
         guard buffer.readableBytes > 0 else { return nil }
         if scan.isSuspended, buffer.readableBytes < scan.wantBytes { return nil }
         let limits = self.limits

@@ -5,7 +5,7 @@ import NIOCore
 /// RESP2 nulls (`$-1`, `*-1`) and the RESP3 null (`_`) all decode to `.null`, so callers
 /// check one case whatever protocol the connection speaks. Attributes (`|`) are parsed and
 /// dropped: the value they annotate is returned.
-public enum RESPValue: Sendable, Hashable {
+package enum RESPValue: Sendable, Hashable {
     case simpleString(String)
     /// `nil` is never produced by the decoder (it yields `.null`); it exists for callers
     /// that build values by hand.
@@ -26,10 +26,10 @@ public enum RESPValue: Sendable, Hashable {
 }
 
 /// One key/value pair of a RESP3 map, kept in wire order.
-public struct RESPMapEntry: Sendable, Hashable {
-    public var key: RESPValue
-    public var value: RESPValue
-    public init(key: RESPValue, value: RESPValue) {
+package struct RESPMapEntry: Sendable, Hashable {
+    package var key: RESPValue
+    package var value: RESPValue
+    package init(key: RESPValue, value: RESPValue) {
         self.key = key
         self.value = value
     }
@@ -37,7 +37,7 @@ public struct RESPMapEntry: Sendable, Hashable {
 
 extension RESPValue {
     /// Bulk, simple and verbatim strings as UTF-8 (lossy decoding); nil for anything else.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .simpleString(let s): return s
         case .bulkString(let b?): return String(buffer: b)
@@ -47,7 +47,7 @@ extension RESPValue {
     }
 
     /// Integers, and strings holding a decimal integer (RESP2 servers send numbers as strings).
-    public var int: Int64? {
+    package var int: Int64? {
         switch self {
         case .integer(let i): return i
         case .simpleString, .bulkString, .bigNumber: return string.flatMap { Int64($0) }
@@ -55,7 +55,7 @@ extension RESPValue {
         }
     }
 
-    public var double: Double? {
+    package var double: Double? {
         switch self {
         case .double(let d): return d
         case .integer(let i): return Double(i)
@@ -64,25 +64,25 @@ extension RESPValue {
         }
     }
 
-    public var isError: Bool {
+    package var isError: Bool {
         if case .error = self { return true }
         return false
     }
 
-    public var isNull: Bool {
+    package var isNull: Bool {
         switch self {
         case .null, .bulkString(nil): return true
         default: return false
         }
     }
 
-    public var errorMessage: String? {
+    package var errorMessage: String? {
         if case .error(let message) = self { return message }
         return nil
     }
 
     /// The elements of an array, set or push.
-    public var array: [RESPValue]? {
+    package var array: [RESPValue]? {
         switch self {
         case .array(let a), .set(let a), .push(let a): return a
         default: return nil
@@ -90,7 +90,7 @@ extension RESPValue {
     }
 
     /// Map entries; a RESP2 flat array of even length is read as key, value, key, value.
-    public var mapEntries: [RESPMapEntry]? {
+    package var mapEntries: [RESPMapEntry]? {
         switch self {
         case .map(let m): return m
         case .array(let a) where a.count % 2 == 0:
@@ -101,7 +101,7 @@ extension RESPValue {
 }
 
 extension RESPValue: CustomStringConvertible {
-    public var description: String {
+    package var description: String {
         switch self {
         case .simpleString(let s): return "+\(s)"
         case .bulkString(let b?): return "$\(String(buffer: b).debugDescription)"

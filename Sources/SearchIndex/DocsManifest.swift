@@ -1,13 +1,13 @@
 import Foundation
 
 /// The documentation site's manifest (SPEC §7): languages, documents, and where each lives.
-public struct DocsManifest: Sendable, Hashable {
+package struct DocsManifest: Sendable, Hashable {
     /// A `path` or `url` template whose only placeholders are `${lang}` and `${doc}`.
-    public struct Template: Sendable, Hashable {
-        public let text: String
+    package struct Template: Sendable, Hashable {
+        package let text: String
 
         /// Validates the template; `field` names it in errors (`path`, `overrides.en.url`).
-        public init(_ text: String, field: String) throws(DocsManifestError) {
+        package init(_ text: String, field: String) throws(DocsManifestError) {
             var rest = Substring(text)
             var sawDoc = false
             while let open = rest.range(of: "${") {
@@ -27,25 +27,25 @@ public struct DocsManifest: Sendable, Hashable {
             self.text = text
         }
 
-        public func expand(lang: String, doc: String) -> String {
+        package func expand(lang: String, doc: String) -> String {
             text.replacingOccurrences(of: "${lang}", with: lang)
                 .replacingOccurrences(of: "${doc}", with: doc)
         }
     }
 
     /// Per-language replacements for `path` and/or `url`.
-    public struct Override: Sendable, Hashable {
-        public var path: Template?
-        public var url: Template?
+    package struct Override: Sendable, Hashable {
+        package var path: Template?
+        package var url: Template?
     }
 
-    public var languages: [String]
-    public var documents: [String]
-    public var pathTemplate: Template
-    public var urlTemplate: Template
-    public var overrides: [String: Override]
+    package var languages: [String]
+    package var documents: [String]
+    package var pathTemplate: Template
+    package var urlTemplate: Template
+    package var overrides: [String: Override]
 
-    public init(languages: [String], documents: [String], pathTemplate: Template, urlTemplate: Template, overrides: [String: Override] = [:]) {
+    package init(languages: [String], documents: [String], pathTemplate: Template, urlTemplate: Template, overrides: [String: Override] = [:]) {
         self.languages = languages
         self.documents = documents
         self.pathTemplate = pathTemplate
@@ -53,7 +53,7 @@ public struct DocsManifest: Sendable, Hashable {
         self.overrides = overrides
     }
 
-    public init(json: Data) throws(DocsManifestError) {
+    package init(json: Data) throws(DocsManifestError) {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: json)
@@ -89,12 +89,12 @@ public struct DocsManifest: Sendable, Hashable {
     }
 
     /// Where the document is fetched, relative to the site's location.
-    public func path(lang: String, doc: String) -> String {
+    package func path(lang: String, doc: String) -> String {
         (overrides[lang]?.path ?? pathTemplate).expand(lang: lang, doc: doc)
     }
 
     /// The document's public URL, which search results link to.
-    public func url(lang: String, doc: String) -> String {
+    package func url(lang: String, doc: String) -> String {
         (overrides[lang]?.url ?? urlTemplate).expand(lang: lang, doc: doc)
     }
 
@@ -124,7 +124,7 @@ public struct DocsManifest: Sendable, Hashable {
 }
 
 /// Why a documentation manifest was rejected; every case names the offending field.
-public enum DocsManifestError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum DocsManifestError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidJSON(String)
     case missingField(field: String)
     case notAString(field: String)
@@ -138,7 +138,7 @@ public enum DocsManifestError: Error, Sendable, Hashable, CustomStringConvertibl
     case unterminatedPlaceholder(field: String, template: String)
     case missingDocPlaceholder(field: String, template: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidJSON(let detail): "manifest is not valid JSON: \(detail)"
         case .missingField(let field): "manifest field \(field) is missing"

@@ -9,6 +9,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Timestamps
 
 /// Where the documentation site is read from: a local directory or an http(s) base URL.
 enum DocumentSource: Sendable {
@@ -86,7 +87,7 @@ struct DocumentFetcher: Sendable {
             collector = nil
         case .http:
             let configuration = URLSessionConfiguration.ephemeral
-            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            let seconds = timeout.seconds
             configuration.timeoutIntervalForRequest = seconds
             configuration.timeoutIntervalForResource = seconds
             configuration.httpMaximumConnectionsPerHost = max(1, concurrency)

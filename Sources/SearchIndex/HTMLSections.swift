@@ -2,14 +2,14 @@ import CLibXML2
 import Foundation
 
 /// Splits one HTML document into search sections at its h1/h2/h3 headings (SPEC §7).
-public enum HTMLSections {
+package enum HTMLSections {
     /// Longest `content`, in grapheme clusters (Swift `Character`s).
-    public static let maxContentCharacters = 500
+    package static let maxContentCharacters = 500
 
     /// Parses `html` the way browsers do (recovering from unclosed and implied tags) and
     /// returns the document title and one entry per section, in document order.
     /// `encoding` is a charset name from the transport (HTTP Content-Type), if any.
-    public static func sections(html: [UInt8], publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
+    package static func sections(html: [UInt8], publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
         sections(html: html, publicURL: publicURL, encoding: encoding, contentLimit: maxContentCharacters)
     }
 
@@ -38,7 +38,7 @@ public enum HTMLSections {
         return walk.finish(publicURL: publicURL, contentLimit: contentLimit)
     }
 
-    public static func sections(html: Data, publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
+    package static func sections(html: Data, publicURL: String, encoding: String? = nil) -> (docTitle: String, entries: [SearchEntry]) {
         sections(html: [UInt8](html), publicURL: publicURL, encoding: encoding)
     }
 

@@ -1,11 +1,11 @@
 /// One search result entry: a section of one documentation page.
-public struct SearchEntry: Sendable, Hashable, Codable {
-    public var docTitle: String
-    public var section: String
-    public var url: String
-    public var content: String
+package struct SearchEntry: Sendable, Hashable, Codable {
+    package var docTitle: String
+    package var section: String
+    package var url: String
+    package var content: String
 
-    public init(docTitle: String, section: String, url: String, content: String) {
+    package init(docTitle: String, section: String, url: String, content: String) {
         self.docTitle = docTitle
         self.section = section
         self.url = url
@@ -21,11 +21,11 @@ public struct SearchEntry: Sendable, Hashable, Codable {
 }
 
 /// The JSON text stored under a language's search-index key (SPEC §7).
-public enum SearchIndexJSON {
+package enum SearchIndexJSON {
     /// Encodes entries as a compact JSON array, keys in the order doc_title, section, url,
     /// content. Non-ASCII text is written as raw UTF-8, which keeps CJK and Devanagari
     /// indexes about a third of the size `\u` escapes would give.
-    public static func encode(_ entries: [SearchEntry]) -> [UInt8] {
+    package static func encode(_ entries: [SearchEntry]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(entries.reduce(2) { $0 + 64 + $1.docTitle.utf8.count + $1.section.utf8.count + $1.url.utf8.count + $1.content.utf8.count })
         out.append(UInt8(ascii: "["))

@@ -1,46 +1,46 @@
 import Foundation
 
 /// A document that could not be fetched, and whether that costs its language the rebuild.
-public struct DocumentFailure: Sendable, Hashable, CustomStringConvertible {
-    public var language: String
-    public var document: String
+package struct DocumentFailure: Sendable, Hashable, CustomStringConvertible {
+    package var language: String
+    package var document: String
     /// The URL or file path that was read.
-    public var location: String
-    public var reason: String
+    package var location: String
+    package var reason: String
     /// A 404 (or missing file) only skips the document; anything else fails the language.
-    public var isNotFound: Bool
+    package var isNotFound: Bool
 
-    public var description: String {
+    package var description: String {
         "\(language)/\(document) (\(location)): \(reason)\(isNotFound ? ", skipped" : ", language kept as before")"
     }
 }
 
 /// The rebuilt search indexes of one run, and what went wrong on the way.
-public struct SearchIndexBuild: Sendable {
+package struct SearchIndexBuild: Sendable {
     /// Every language of the manifest, in manifest order (built or failed).
-    public var languages: [String]
+    package var languages: [String]
     /// Complete languages only; a language with a non-404 failure is absent.
-    public var indexes: [String: [SearchEntry]]
+    package var indexes: [String: [SearchEntry]]
     /// Languages whose previous key must be kept, in manifest order.
-    public var failedLanguages: [String]
+    package var failedLanguages: [String]
     /// Every failed document, including 404s, in manifest order.
-    public var failures: [DocumentFailure]
+    package var failures: [DocumentFailure]
     /// Documents parsed into the indexes above.
-    public var documentCount: Int
+    package var documentCount: Int
     /// Entries in the indexes above.
-    public var sectionCount: Int
+    package var sectionCount: Int
 
     /// True when the stage must exit 1 (SPEC §7: any failed document, 404 included).
-    public var hasFailures: Bool { !failures.isEmpty }
+    package var hasFailures: Bool { !failures.isEmpty }
 }
 
 /// Why the search-index stage could not start: the site's location or its manifest.
-public enum SearchIndexError: Error, Sendable, CustomStringConvertible {
+package enum SearchIndexError: Error, Sendable, CustomStringConvertible {
     case invalidLocation(String)
     case manifestUnreadable(location: String, reason: String)
     case manifestInvalid(location: String, DocsManifestError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidLocation(let location):
             "documentation location \"\(location)\" is neither a directory nor an http(s) URL (check --docs / SYNC_DOCS)"
@@ -53,13 +53,13 @@ public enum SearchIndexError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Rebuilds every language's search index from a documentation site (SPEC §7).
-public struct SearchIndexBuilder: Sendable {
-    public var location: String
-    public var timeout: Duration
-    public var retries: Int
-    public var concurrency: Int
+package struct SearchIndexBuilder: Sendable {
+    package var location: String
+    package var timeout: Duration
+    package var retries: Int
+    package var concurrency: Int
 
-    public init(location: String, timeout: Duration = .seconds(10), retries: Int = 2, concurrency: Int = 16) {
+    package init(location: String, timeout: Duration = .seconds(10), retries: Int = 2, concurrency: Int = 16) {
         self.location = location
         self.timeout = timeout
         self.retries = retries
@@ -68,7 +68,7 @@ public struct SearchIndexBuilder: Sendable {
 
     /// Reads the manifest, fetches and parses every document; throws only when the
     /// manifest cannot be read or is invalid.
-    public func build() async throws(SearchIndexError) -> SearchIndexBuild {
+    package func build() async throws(SearchIndexError) -> SearchIndexBuild {
         let source = try DocumentSource(location: location)
         let fetcher = DocumentFetcher(source: source, timeout: timeout, retries: retries, concurrency: concurrency)
         defer { fetcher.finish() }

@@ -4,6 +4,7 @@ import Logging
 import Postgres
 import RESP
 import SearchIndex
+import Timestamps
 import Valkey
 
 /// One invocation: resolves the configuration, connects, takes the run lock when the work

@@ -1,8 +1,9 @@
 import Foundation
-import Synchronization
 import Logging
 import Postgres
 import RESP
+import Synchronization
+import Timestamps
 import Valkey
 import Watermarks
 import Writers
@@ -30,7 +31,7 @@ struct LogCopyStage: Sendable {
             keys.key(.watermark, ["table": table])
         }
         let databaseNow = try await postgres.databaseNow()
-        let cutoff = PostgresTimestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
+        let cutoff = Timestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
         let watermark = try await store.read(table.name)
         var window = ReadWindow(watermark: watermark, overlap: configuration.overlap,
                                 settle: configuration.settle, databaseNow: databaseNow, cutoff: cutoff)
@@ -70,8 +71,8 @@ struct LogCopyStage: Sendable {
 
     /// The commit guard of SPEC §4: lowers `settleBound` to the start of the oldest open
     /// transaction of another session (at most `--max-hold`), and says how far and why.
-    private func guardedUpperBound(_ settleBound: PostgresTimestamp, postgres: PostgresConnection,
-                                   report: inout StageReport) async throws -> PostgresTimestamp {
+    private func guardedUpperBound(_ settleBound: Timestamp, postgres: PostgresConnection,
+                                   report: inout StageReport) async throws -> Timestamp {
         let observation = try await CommitGuard.observe(postgres)
         if !observation.seesAllSessions, CommitGuardNotices.first(.invisibleSessions) {
             logger.notice("commit guard: this role cannot see other roles' transactions (grant it pg_read_all_stats or pg_monitor); their late commits are covered by --overlap alone")
@@ -100,10 +101,10 @@ struct LogCopyStage: Sendable {
     }
 
     /// `backfill`: re-copies [since, until) without reading or moving the watermark.
-    func backfill(since: PostgresTimestamp, until: PostgresTimestamp?, postgres: PostgresConnection,
+    func backfill(since: Timestamp, until: Timestamp?, postgres: PostgresConnection,
                   valkey: any ValkeyClient, report: inout StageReport) async throws {
         let databaseNow = try await postgres.databaseNow()
-        let cutoff = PostgresTimestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
+        let cutoff = Timestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
         let end = min(until ?? databaseNow.moved(by: .zero - configuration.settle), databaseNow.moved(by: .zero - configuration.settle))
         let window = ReadWindow(from: max(since, cutoff), until: end)
         if since < cutoff {
@@ -125,14 +126,14 @@ struct LogCopyStage: Sendable {
         /// the report, so that a bad template cannot flood the log or memory.
         var skippedNullKey = 0
         var firstSkippedNullKeyIDs: [String] = []
-        var watermark: PostgresTimestamp?
+        var watermark: Timestamp?
         var interrupted = false
     }
 
     /// Copies `window`; also the core of `backfill`, which passes `store: nil` so that no
     /// watermark moves.
-    func copy(window: ReadWindow, cutoff: PostgresTimestamp, postgres: PostgresConnection,
-              valkey: any ValkeyClient, store: WatermarkStore?, watermark: PostgresTimestamp?) async throws -> Outcome {
+    func copy(window: ReadWindow, cutoff: Timestamp, postgres: PostgresConnection,
+              valkey: any ValkeyClient, store: WatermarkStore?, watermark: Timestamp?) async throws -> Outcome {
         var outcome = Outcome(watermark: watermark)
         guard !window.isEmpty else { return outcome }
         let reader = KeysetPageReader(connection: postgres, table: table.name, columns: table.source.columns,
@@ -235,7 +236,7 @@ enum CommitGuardNotices {
 /// A page's pipeline on its way, and where the watermark may move once it is acknowledged.
 struct InFlightPage {
     var task: Task<PipelineOutcome, any Error>?
-    var lastTimestamp: PostgresTimestamp?
+    var lastTimestamp: Timestamp?
     var commands: Int
 }
 

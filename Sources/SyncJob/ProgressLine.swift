@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Timestamps
 import Watermarks
 
 /// A progress line on a terminal for long copies: rows, rate, how much of the read window
@@ -18,7 +19,7 @@ struct ProgressLine {
         self.enabled = enabled
     }
 
-    mutating func update(rows: Int, at timestamp: PostgresTimestamp) {
+    mutating func update(rows: Int, at timestamp: Timestamp) {
         guard enabled, ContinuousClock.now - lastDraw >= .milliseconds(200) else { return }
         lastDraw = ContinuousClock.now
         let elapsed = max((ContinuousClock.now - started).seconds, 0.001)

@@ -1,6 +1,7 @@
 import Logging
 import Postgres
 import RESP
+import Timestamps
 import Valkey
 import Watermarks
 import Writers
@@ -18,7 +19,7 @@ struct RetentionStage {
 
     func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let now = try await postgres.databaseNow()
-        let cutoff = PostgresTimestamp.retentionCutoff(now: now, days: configuration.retentionDays)
+        let cutoff = Timestamp.retentionCutoff(now: now, days: configuration.retentionDays)
         // Members scored strictly below the cutoff's score are expired.
         let bound = "(" + cutoff.unixSecondsMillisTruncated
         report.fact("cutoff", cutoff.rfc3339)

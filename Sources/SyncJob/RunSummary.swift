@@ -1,4 +1,5 @@
 import Foundation
+import Timestamps
 
 /// What one run did: the JSON of `sync:last_run` and the source of the metrics file.
 struct RunSummary: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Timestamps
 
 /// The signal that asked the run to stop (0: none). A global, so the C signal handler can
 /// reach it; atomic operations are async-signal-safe.
@@ -32,7 +33,7 @@ enum Shutdown {
     /// Asks the run to stop at its next safe point once `limit` has passed, as SIGTERM would.
     static func stop(after limit: Duration) {
         Thread.detachNewThread {
-            Thread.sleep(forTimeInterval: Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
+            Thread.sleep(forTimeInterval: limit.seconds)
             deadlinePassed.store(true, ordering: .relaxed)
         }
     }

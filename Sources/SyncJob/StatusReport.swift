@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Timestamps
 import Valkey
 import Writers
 
@@ -9,12 +10,12 @@ struct StatusReport {
     let configuration: Configuration
 
     func print(json: Bool, postgres: PostgresConnection, valkey: any ValkeyClient) async throws {
-        var tables: [(name: String, watermark: String?, newest: PostgresTimestamp?, lag: Double?)] = []
+        var tables: [(name: String, watermark: String?, newest: Timestamp?, lag: Double?)] = []
         for table in [LogTable.usageLogs, .reportUsageLogs] {
             let raw = try await valkey.send("GET", configuration.keys.key(.watermark, ["table": table.name])).string
             let newest = try await KeysetPageReader(connection: postgres, table: table.name, columns: ["id"], pageSize: 1).newestTimestamp()
             var lag: Double?
-            if let newest, let watermark = raw.flatMap(PostgresTimestamp.init(rfc3339:)) {
+            if let newest, let watermark = raw.flatMap(Timestamp.init(rfc3339:)) {
                 lag = Double(max(0, newest.microsecondsSinceEpoch - watermark.microsecondsSinceEpoch)) / 1e6
             }
             tables.append((table.name, raw, newest, lag))

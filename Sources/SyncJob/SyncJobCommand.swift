@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Postgres
+import Timestamps
 
 /// sync-job: keeps a Valkey cache filled from PostgreSQL (SPEC §8).
 @main
@@ -26,9 +27,9 @@ extension Stage: ExpressibleByArgument {
 
 /// A timestamp argument: RFC 3339 or a date (midnight UTC).
 struct TimestampArgument: ExpressibleByArgument, Sendable {
-    var value: PostgresTimestamp
+    var value: Timestamp
     init?(argument: String) {
-        guard let value = PostgresTimestamp(rfc3339: argument) else { return nil }
+        guard let value = Timestamp(rfc3339: argument) else { return nil }
         self.value = value
     }
     static var defaultCompletionKind: CompletionKind { .default }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Postgres
 import RESP
+import Timestamps
 import Valkey
 import Watermarks
 import Writers
@@ -19,9 +20,9 @@ struct Verification {
         var valkey: Int
     }
 
-    func run(since: PostgresTimestamp?, repair: Bool, postgres: PostgresConnection, valkey: any ValkeyClient) async throws -> Int32 {
+    func run(since: Timestamp?, repair: Bool, postgres: PostgresConnection, valkey: any ValkeyClient) async throws -> Int32 {
         let now = try await postgres.databaseNow()
-        let cutoff = PostgresTimestamp.retentionCutoff(now: now, days: configuration.retentionDays)
+        let cutoff = Timestamp.retentionCutoff(now: now, days: configuration.retentionDays)
         var start = cutoff
         if let since {
             if since < cutoff {
@@ -31,7 +32,7 @@ struct Verification {
             }
         }
         // Whole milliseconds, the precision of the index scores.
-        start = PostgresTimestamp(microsecondsSinceEpoch: (start.microsecondsSinceEpoch + 999) / 1000 * 1000)
+        start = Timestamp(microsecondsSinceEpoch: (start.microsecondsSinceEpoch + 999) / 1000 * 1000)
         var differing = 0
         for (stage, table) in [(Stage.usageLogs, LogTable.usageLogs), (.reportLogs, .reportUsageLogs)] {
             let watermarkKey = configuration.keys.key(.watermark, ["table": table.name])
@@ -39,7 +40,7 @@ struct Verification {
                 print("\(table.name): no watermark yet, nothing to verify")
                 continue
             }
-            guard let watermark = PostgresTimestamp(rfc3339: raw) else { throw WatermarkError(key: watermarkKey, value: raw) }
+            guard let watermark = Timestamp(rfc3339: raw) else { throw WatermarkError(key: watermarkKey, value: raw) }
             guard start <= watermark else {
                 print("\(table.name): the watermark \(raw) is before the start \(start.rfc3339), nothing to verify")
                 continue
@@ -72,13 +73,13 @@ struct Verification {
 
     /// The day's [start, end) clipped to the verified range; `end` is just past the watermark
     /// on the watermark's day.
-    private func dayBounds(_ day: String, from start: PostgresTimestamp, through watermark: PostgresTimestamp) -> (PostgresTimestamp, PostgresTimestamp) {
-        let dayStart = PostgresTimestamp(rfc3339: day)!
+    private func dayBounds(_ day: String, from start: Timestamp, through watermark: Timestamp) -> (Timestamp, Timestamp) {
+        let dayStart = Timestamp(rfc3339: day)!
         let dayEnd = dayStart.moved(by: .seconds(86_400))
         return (max(dayStart, start), min(dayEnd, watermark.moved(by: .microseconds(1))))
     }
 
-    private func compare(_ table: LogTable, from start: PostgresTimestamp, through watermark: PostgresTimestamp,
+    private func compare(_ table: LogTable, from start: Timestamp, through watermark: Timestamp,
                          postgres: PostgresConnection, valkey: any ValkeyClient) async throws -> [DayCount] {
         let rows = try await postgres.query("""
             select to_char(date_trunc('day', "timestamp" at time zone 'UTC'), 'YYYY-MM-DD'), count(*)
@@ -90,7 +91,7 @@ struct Verification {
         for row in rows { counts[try row[0].decode(String.self)!] = try row[1].decode(Int.self) ?? 0 }
         // Every day of the range, also those PostgreSQL has no rows for.
         var days: [String] = []
-        var day = PostgresTimestamp(microsecondsSinceEpoch: start.microsecondsSinceEpoch / 86_400_000_000 * 86_400_000_000)
+        var day = Timestamp(microsecondsSinceEpoch: start.microsecondsSinceEpoch / 86_400_000_000 * 86_400_000_000)
         while day <= watermark {
             days.append(String(day.rfc3339.prefix(10)))
             day = day.moved(by: .seconds(86_400))
@@ -101,7 +102,7 @@ struct Verification {
             let (low, high) = dayBounds(name, from: start, through: watermark)
             // Scores are milliseconds: [low, high) in whole milliseconds.
             batch.append("ZCOUNT", global, low.unixSecondsMillisTruncated,
-                         "(" + PostgresTimestamp(microsecondsSinceEpoch: (high.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated)
+                         "(" + Timestamp(microsecondsSinceEpoch: (high.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated)
         }
         let replies = try await valkey.execute(batch)
         return zip(days, replies).map { DayCount(day: $0, postgres: counts[$0] ?? 0, valkey: Int($1.int ?? -1)) }
@@ -109,11 +110,11 @@ struct Verification {
 
     /// Removes the entries indexed in [from, until) whose rows PostgreSQL no longer has:
     /// the hash, and the member from every index that names it.
-    private func removeVanished(_ table: LogTable, from: PostgresTimestamp, until: PostgresTimestamp,
+    private func removeVanished(_ table: LogTable, from: Timestamp, until: Timestamp,
                                 postgres: PostgresConnection, valkey: any ValkeyClient) async throws -> Int {
         let keys = configuration.keys
         let global = keys.key(table.indexes[0])
-        let untilScore = "(" + PostgresTimestamp(microsecondsSinceEpoch: (until.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated
+        let untilScore = "(" + Timestamp(microsecondsSinceEpoch: (until.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated
         var offset = 0
         var removed = 0
         let chunk = 1000

@@ -1,20 +1,20 @@
 /// What a counted pipeline did: how many replies came back and which commands failed.
-public struct PipelineOutcome: Sendable {
+package struct PipelineOutcome: Sendable {
     /// How many of the earliest error replies are kept with their command index.
-    public static let keptErrorLimit = 10
+    package static let keptErrorLimit = 10
 
     /// Replies received (one per command).
-    public var commandCount: Int
-    public var errorCount: Int
+    package var commandCount: Int
+    package var errorCount: Int
     /// The first `keptErrorLimit` error replies; `index` is the command's position in the
     /// batch (or in the whole stream, for `executeStreaming`).
-    public var firstErrors: [(index: Int, message: String)]
+    package var firstErrors: [(index: Int, message: String)]
     /// Every cluster redirection or temporary cluster error (MOVED, ASK, TRYAGAIN,
     /// CLUSTERDOWN, LOADING) with its command index, all of them and not only the first:
     /// the cluster client re-sends exactly those commands. Always empty on a standalone server.
     var clusterRetries: [(index: Int, message: String)] = []
 
-    public init(commandCount: Int = 0, errorCount: Int = 0, firstErrors: [(index: Int, message: String)] = []) {
+    package init(commandCount: Int = 0, errorCount: Int = 0, firstErrors: [(index: Int, message: String)] = []) {
         self.commandCount = commandCount
         self.errorCount = errorCount
         self.firstErrors = firstErrors

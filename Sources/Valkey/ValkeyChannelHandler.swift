@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import RESP
+import Timestamps
 
 /// One unit of work for the channel: encoded commands and where their replies go.
 enum ValkeyRequest: Sendable {
@@ -276,7 +277,7 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
             guard failure == nil, !sinks.isEmpty, let context = self.context else { return }
             let due = lastProgress + commandTimeout
             if NIODeadline.now() >= due {
-                let seconds = ValkeyConnection.secondsText(.nanoseconds(commandTimeout.nanoseconds))
+                let seconds = Duration.nanoseconds(commandTimeout.nanoseconds).secondsText
                 failAndClose(ValkeyError(.timeout, server: server, message: "no reply for \(seconds) (the Valkey timeout) while commands were pending; the connection was closed"), context: context)
             } else {
                 scheduleTimeout(at: due, context: context)

@@ -4,7 +4,7 @@ import RESP
 /// Every command of a batch must name its key first (argument 1) unless it takes none, and
 /// multi-key commands must keep their keys in one cluster slot, so that a cluster client can
 /// route each command by that key.
-public protocol ValkeyClient: Sendable {
+package protocol ValkeyClient: Sendable {
     /// `host:port` of the server (or the seed, for a cluster), for messages.
     var serverDescription: String { get }
     /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
@@ -23,7 +23,7 @@ public protocol ValkeyClient: Sendable {
 
 extension ValkeyClient {
     /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
-    public func send(_ arguments: String...) async throws -> RESPValue {
+    package func send(_ arguments: String...) async throws -> RESPValue {
         try await send(arguments)
     }
 }

@@ -1,8 +1,8 @@
 /// Opens the client the configuration asks for: one server, or a Valkey Cluster.
-public enum ValkeyClients {
+package enum ValkeyClients {
     /// `cluster`: true for a cluster, false for one server, nil to follow the URL's
     /// `?cluster=` option or else to ask the server (`INFO cluster`, `cluster_enabled:1`).
-    public static func connect(_ configuration: ValkeyConfiguration, cluster: Bool?) async throws -> any ValkeyClient {
+    package static func connect(_ configuration: ValkeyConfiguration, cluster: Bool?) async throws -> any ValkeyClient {
         switch cluster ?? configuration.cluster {
         case true?:
             return try await ValkeyClusterClient.connect(configuration)

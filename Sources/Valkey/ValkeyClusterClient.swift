@@ -8,20 +8,20 @@ import RESP
 /// retried with a bounded backoff; when the cluster stays unavailable the error thrown is of
 /// kind `.connectionFailed` or `.connectionClosed` (exit 75: retry on the next schedule).
 /// Re-sending is safe for the job's commands, which are all idempotent.
-public final class ValkeyClusterClient: ValkeyClient {
-    public let configuration: ValkeyConfiguration
+package final class ValkeyClusterClient: ValkeyClient {
+    package let configuration: ValkeyConfiguration
     let topology: ValkeyClusterTopology
     private let seed: ClusterNodeAddress
 
     /// How often a batch is re-sent after TRYAGAIN, CLUSTERDOWN or LOADING before giving up.
-    public static let retryLaterAttempts = 5
+    package static let retryLaterAttempts = 5
     /// How often a batch is re-sent after a node could not be reached before giving up.
-    public static let connectionAttempts = 5
+    package static let connectionAttempts = 5
     /// Rounds of redirections (MOVED, ASK) one batch may go through.
-    public static let redirectRounds = 16
+    package static let redirectRounds = 16
 
     /// `host:port` of the seed node.
-    public var serverDescription: String { configuration.serverDescription }
+    package var serverDescription: String { configuration.serverDescription }
 
     private init(configuration: ValkeyConfiguration, topology: ValkeyClusterTopology) {
         self.configuration = configuration
@@ -31,7 +31,7 @@ public final class ValkeyClusterClient: ValkeyClient {
 
     /// Connects to the seed node of `configuration` (or adopts `seedConnection`, already
     /// open to it) and loads the slot map with `CLUSTER SLOTS`.
-    public static func connect(_ configuration: ValkeyConfiguration, seedConnection: ValkeyConnection? = nil) async throws -> ValkeyClusterClient {
+    package static func connect(_ configuration: ValkeyConfiguration, seedConnection: ValkeyConnection? = nil) async throws -> ValkeyClusterClient {
         guard configuration.database == 0 else {
             throw ValkeyError(.invalidConfiguration, server: configuration.serverDescription,
                               message: "a cluster has only database 0: remove the /\(configuration.database) path from valkey-url")
@@ -48,23 +48,23 @@ public final class ValkeyClusterClient: ValkeyClient {
     }
 
     /// The slot map as the client knows it now.
-    public var slotMap: ClusterSlotMap {
+    package var slotMap: ClusterSlotMap {
         get async { await topology.map }
     }
 
     /// Reloads the slot map from the cluster.
-    public func refreshSlotMap() async throws {
+    package func refreshSlotMap() async throws {
         try await topology.refresh()
     }
 
     /// One connection per primary that serves slots, e.g. to SCAN the whole keyspace (a SCAN
     /// sent through the client sees one node only).
-    public func primaries() async throws -> [(node: ClusterNodeAddress, connection: ValkeyConnection)] {
+    package func primaries() async throws -> [(node: ClusterNodeAddress, connection: ValkeyConnection)] {
         try await topology.primaries()
     }
 
     /// WAIT on every primary this client has an open connection to: the ones written to.
-    public func waitForReplication(required: Int?) async throws {
+    package func waitForReplication(required: Int?) async throws {
         let connections = await topology.openConnections()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for connection in connections {
@@ -74,7 +74,7 @@ public final class ValkeyClusterClient: ValkeyClient {
         }
     }
 
-    public func close() async {
+    package func close() async {
         await topology.closeAll()
     }
 
@@ -82,7 +82,7 @@ public final class ValkeyClusterClient: ValkeyClient {
 
     /// Sends one command to the node serving its key; an error reply is thrown as
     /// `ValkeyError` of kind `.server`, naming that node.
-    public func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument {
+    package func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument {
         var batch = CommandBatch()
         batch.append(arguments)
         let result = try await route(batch, counting: false)
@@ -93,12 +93,12 @@ public final class ValkeyClusterClient: ValkeyClient {
         return reply
     }
 
-    public func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
+    package func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
         guard !batch.isEmpty else { return [] }
         return try await route(batch, counting: false).replies
     }
 
-    public func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
+    package func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
         guard !batch.isEmpty else { return PipelineOutcome() }
         return try await route(batch, counting: true).outcome
     }

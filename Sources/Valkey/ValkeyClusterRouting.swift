@@ -2,17 +2,17 @@ import NIOCore
 import RESP
 
 /// A cluster node's client address, `host:port`.
-public struct ClusterNodeAddress: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ClusterNodeAddress: Sendable, Hashable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
     /// Parses `host:port` (the last colon separates the port, so IPv6 hosts work too).
-    public init?(_ text: Substring) {
+    package init?(_ text: Substring) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return nil }
         var host = text[..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
@@ -20,24 +20,24 @@ public struct ClusterNodeAddress: Sendable, Hashable, CustomStringConvertible {
         self.init(host: String(host), port: port)
     }
 
-    public var description: String {
+    package var description: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 
 /// Which primary serves each of the 16384 hash slots, as `CLUSTER SLOTS` last reported it
 /// plus the MOVED redirections seen since.
-public struct ClusterSlotMap: Sendable {
+package struct ClusterSlotMap: Sendable {
     /// The primaries, in the order they were first seen.
-    public private(set) var nodes: [ClusterNodeAddress] = []
+    package private(set) var nodes: [ClusterNodeAddress] = []
     /// Index into `nodes` per slot; -1 when no node is known to serve the slot.
     private var owners = [Int16](repeating: -1, count: Int(HashSlot.count))
 
-    public init() {}
+    package init() {}
 
     /// Builds the map from a `CLUSTER SLOTS` reply. `queried` replaces an empty or unknown
     /// (`?`) endpoint, which a node reports when it does not know its own address.
-    public init(clusterSlots reply: RESPValue, queried: ClusterNodeAddress) throws {
+    package init(clusterSlots reply: RESPValue, queried: ClusterNodeAddress) throws {
         guard let ranges = reply.array else {
             throw ValkeyError(.protocolError, server: queried.description, message: "CLUSTER SLOTS answered \(reply)")
         }
@@ -57,21 +57,21 @@ public struct ClusterSlotMap: Sendable {
     }
 
     /// The primary serving `slot`, if known.
-    public func node(for slot: UInt16) -> ClusterNodeAddress? {
+    package func node(for slot: UInt16) -> ClusterNodeAddress? {
         let index = owners[Int(slot)]
         return index < 0 ? nil : nodes[Int(index)]
     }
 
     /// Records a MOVED redirection: `slot` is now served by `node`.
-    public mutating func assign(_ slot: UInt16, to node: ClusterNodeAddress) {
+    package mutating func assign(_ slot: UInt16, to node: ClusterNodeAddress) {
         owners[Int(slot)] = indexOf(node)
     }
 
     /// Slots no node is known to serve.
-    public var unassignedSlotCount: Int { owners.lazy.filter { $0 < 0 }.count }
+    package var unassignedSlotCount: Int { owners.lazy.filter { $0 < 0 }.count }
 
     /// Primaries that serve at least one slot (a node that lost all its slots is left out).
-    public var servingNodes: [ClusterNodeAddress] {
+    package var servingNodes: [ClusterNodeAddress] {
         var used = [Bool](repeating: false, count: nodes.count)
         for owner in owners where owner >= 0 { used[Int(owner)] = true }
         return nodes.indices.filter { used[$0] }.map { nodes[$0] }
@@ -85,7 +85,7 @@ public struct ClusterSlotMap: Sendable {
 }
 
 /// An error reply that the cluster client answers by re-sending the command.
-public enum ClusterRedirect: Sendable, Hashable {
+package enum ClusterRedirect: Sendable, Hashable {
     /// `MOVED slot host:port`: the slot has a new owner for good.
     case moved(slot: UInt16, node: ClusterNodeAddress)
     /// `ASK slot host:port`: this one command goes to `node`, preceded by `ASKING`.
@@ -93,7 +93,7 @@ public enum ClusterRedirect: Sendable, Hashable {
     /// TRYAGAIN, CLUSTERDOWN or LOADING: the same node, after a pause.
     case retryLater
 
-    public init?(_ message: String) {
+    package init?(_ message: String) {
         guard let first = message.utf8.first,
               first == UInt8(ascii: "M") || first == UInt8(ascii: "A") || first == UInt8(ascii: "T")
                 || first == UInt8(ascii: "C") || first == UInt8(ascii: "L")

@@ -9,35 +9,35 @@ import Darwin
 /// Where and how to connect to Valkey: parsed from a `valkey[s]://` or `redis[s]://` URL plus TLS files.
 ///
 /// `description` shows everything but the password.
-public struct ValkeyConfiguration: Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-    public var username: String?
-    public var password: String?
-    public var database: Int
-    public var usesTLS: Bool
+package struct ValkeyConfiguration: Sendable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+    package var username: String?
+    package var password: String?
+    package var database: Int
+    package var usesTLS: Bool
     /// PEM file of the CA(s) to trust instead of the system roots.
-    public var caFile: String?
+    package var caFile: String?
     /// PEM client certificate (chain) and its key, for servers that ask for one.
-    public var certFile: String?
-    public var keyFile: String?
+    package var certFile: String?
+    package var keyFile: String?
     /// Name to verify the server certificate against (and to send as SNI) instead of `host`.
-    public var tlsServerName: String?
-    public var connectTimeout: Duration = .seconds(5)
+    package var tlsServerName: String?
+    package var connectTimeout: Duration = .seconds(5)
     /// The longest wait for the next reply while commands are pending; then the connection
     /// is closed and pending commands fail with `.timeout`.
-    public var commandTimeout: Duration = .seconds(30)
+    package var commandTimeout: Duration = .seconds(30)
     /// Sent with HELLO as `SETNAME`, so `CLIENT LIST` shows who is connected.
-    public var clientName: String?
+    package var clientName: String?
     /// Cluster mode from the URL's `?cluster=1` (or `0`); nil when the URL does not say, so
     /// that the program's own setting or detection decides.
-    public var cluster: Bool?
+    package var cluster: Bool?
 
-    public static let defaultPort = 6379
+    package static let defaultPort = 6379
 
     /// Parses `scheme://[user[:password]@]host[:port][/db]` (SPEC §8).
     /// Throws `ValkeyError` of kind `.invalidConfiguration` naming the bad setting.
-    public init(url: String, caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsServerName: String? = nil) throws {
+    package init(url: String, caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsServerName: String? = nil) throws {
         func invalid(_ message: String) -> ValkeyError {
             ValkeyError(.invalidConfiguration, server: nil, message: message)
         }
@@ -141,11 +141,11 @@ public struct ValkeyConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// `host:port`, with IPv6 addresses in brackets.
-    public var serverDescription: String {
+    package var serverDescription: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
-    public var description: String {
+    package var description: String {
         var text = usesTLS ? "valkeys://" : "valkey://"
         if let username { text += username }
         if password != nil { text += ":***" }

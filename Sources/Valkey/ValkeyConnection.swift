@@ -4,20 +4,21 @@ import NIOSSL
 import NIOTLS
 import RESP
 import Synchronization
+import Timestamps
 
 /// One connection to a Valkey (or Redis) server: single commands, pipelines and streams of pipelines.
 ///
 /// Safe to share between tasks: every request goes through the channel, whose handler
 /// keeps replies in command order.
-public final class ValkeyConnection: Sendable {
+package final class ValkeyConnection: Sendable {
     let channel: any Channel
-    public let configuration: ValkeyConfiguration
+    package let configuration: ValkeyConfiguration
     /// `host:port` of the server, for messages.
-    public var serverDescription: String { configuration.serverDescription }
+    package var serverDescription: String { configuration.serverDescription }
     /// 3 after a successful `HELLO 3`, 2 when the server only speaks RESP2.
-    public let protocolVersion: Int
+    package let protocolVersion: Int
     /// HELLO's `mode` (`standalone`, `cluster`, `sentinel`), nil when the server did not say.
-    public let serverMode: String?
+    package let serverMode: String?
     /// Replicas of this server, asked once (nil: not asked yet).
     private let knownReplicas = Mutex<Int?>(nil)
 
@@ -30,7 +31,7 @@ public final class ValkeyConnection: Sendable {
 
     /// Connects (within `connectTimeout`), negotiates TLS when configured, sends `HELLO 3`
     /// with the credentials, and selects the database.
-    public static func connect(
+    package static func connect(
         _ configuration: ValkeyConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ValkeyConnection {
@@ -77,7 +78,7 @@ public final class ValkeyConnection: Sendable {
         // (HELLO and AUTH then wait under the command timeout of the channel handler.)
         let handshakeTimer = sslContext == nil ? nil : eventLoop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) {
             channel.pipeline.fireErrorCaught(ValkeyError(.timeout, server: server,
-                message: "no TLS handshake within \(Self.secondsText(configuration.connectTimeout)); the connection was closed"))
+                message: "no TLS handshake within \(configuration.connectTimeout.secondsText); the connection was closed"))
         }
         do {
             try await tlsHandshake.futureResult.get()
@@ -94,12 +95,6 @@ public final class ValkeyConnection: Sendable {
             try? await channel.close()
             throw error
         }
-    }
-
-    static func secondsText(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let value = Double(seconds) + Double(attoseconds) / 1e18
-        return (value.rounded() == value ? String(Int64(value)) : String(value)) + "s"
     }
 
     private static func isIPAddress(_ host: String) -> Bool {
@@ -191,12 +186,12 @@ public final class ValkeyConnection: Sendable {
     // MARK: Commands
 
     /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
-    public func send(_ arguments: String...) async throws -> RESPValue {
+    package func send(_ arguments: String...) async throws -> RESPValue {
         try await send(arguments)
     }
 
     /// Sends one command; an error reply is thrown as `ValkeyError` of kind `.server`.
-    public func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument {
+    package func send<S: Sequence>(_ arguments: S) async throws -> RESPValue where S.Element: RESPArgument {
         var batch = CommandBatch()
         batch.append(arguments)
         let reply = try await Self.submitSingle(batch.buffer, on: channel, server: serverDescription)
@@ -208,7 +203,7 @@ public final class ValkeyConnection: Sendable {
 
     /// Sends every command of `batch` in one go and returns the replies in order. Error
     /// replies are returned as `.error` values; only connection failures throw.
-    public func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
+    package func execute(_ batch: CommandBatch) async throws -> [RESPValue] {
         try await execute(encoded: batch.buffer, count: batch.count)
     }
 
@@ -221,7 +216,7 @@ public final class ValkeyConnection: Sendable {
     }
 
     /// Like `execute`, but keeps no replies: memory stays bounded whatever the batch size.
-    public func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
+    package func executeCountingErrors(_ batch: CommandBatch) async throws -> PipelineOutcome {
         try await executeCountingErrors(encoded: batch.buffer, count: batch.count)
     }
 
@@ -238,14 +233,14 @@ public final class ValkeyConnection: Sendable {
     /// Writes batch after batch while replies are being read, for streams of millions of
     /// commands: a new batch is taken only once the one before last reached the socket, so
     /// at most about two batches are in memory. Error indices count from the stream's start.
-    public func executeStreaming<Batches: AsyncSequence>(_ batches: Batches) async throws -> PipelineOutcome
+    package func executeStreaming<Batches: AsyncSequence>(_ batches: Batches) async throws -> PipelineOutcome
     where Batches.Element == CommandBatch {
         var iterator = batches.makeAsyncIterator()
         return try await executeStreaming { try await iterator.next() }
     }
 
     /// The producer form of `executeStreaming`: `nextBatch` returns nil when done.
-    public func executeStreaming(nextBatch: () async throws -> CommandBatch?) async throws -> PipelineOutcome {
+    package func executeStreaming(nextBatch: () async throws -> CommandBatch?) async throws -> PipelineOutcome {
         var total = PipelineOutcome()
         var written = 0
         var writes = CircularBuffer<EventLoopFuture<Void>>()
@@ -285,7 +280,7 @@ public final class ValkeyConnection: Sendable {
 
     /// Replicas connected to this server: `connected_slaves` of `INFO replication`, else the
     /// replicas `ROLE` lists; 0 when both are refused (an ACL without them). Asked once.
-    public func replicaCount() async throws -> Int {
+    package func replicaCount() async throws -> Int {
         if let known = knownReplicas.withLock({ $0 }) { return known }
         var count = 0
         if let info = try? await send("INFO", "replication").string,
@@ -298,7 +293,7 @@ public final class ValkeyConnection: Sendable {
         return count
     }
 
-    public func waitForReplication(required: Int?) async throws {
+    package func waitForReplication(required: Int?) async throws {
         let count: Int
         if let required { count = required } else { count = min(1, try await replicaCount()) }
         guard count > 0 else { return }
@@ -314,7 +309,7 @@ public final class ValkeyConnection: Sendable {
     }
 
     /// Closes the connection; pending commands fail with `.connectionClosed`.
-    public func close() async {
+    package func close() async {
         try? await channel.close()
     }
 

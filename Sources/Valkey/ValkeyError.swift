@@ -1,12 +1,12 @@
 /// A failure talking to Valkey: which server, what kind, and a message that never holds a password.
-public struct ValkeyError: Error, Sendable, CustomStringConvertible {
+package struct ValkeyError: Error, Sendable, CustomStringConvertible {
     /// What went wrong. The program maps kinds to exit codes (SPEC §8):
     /// - 64 (bad usage or configuration): `invalidConfiguration`, `authenticationFailed`,
     ///   `tlsFailed` (a certificate or TLS setting the server or client rejects);
     /// - 75 (temporary, retry on the next schedule): `connectionFailed`, `timeout`,
     ///   `connectionClosed`, `protocolError`;
     /// - 1 (a stage failed): `server`, an error reply to a command.
-    public enum Kind: Sendable, Hashable, CustomStringConvertible {
+    package enum Kind: Sendable, Hashable, CustomStringConvertible {
         /// A bad URL, option or unreadable file; the message names the setting.
         case invalidConfiguration
         /// Unreachable, refused, DNS failure, or the connect timeout.
@@ -25,7 +25,7 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
         case server
 
         /// The process exit code of SPEC §8 for this kind of failure.
-        public var exitCode: Int32 {
+        package var exitCode: Int32 {
             switch self {
             case .invalidConfiguration, .authenticationFailed, .tlsFailed: return 64
             case .connectionFailed, .timeout, .connectionClosed, .protocolError: return 75
@@ -33,7 +33,7 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
             }
         }
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .invalidConfiguration: return "invalid configuration"
             case .connectionFailed: return "connection failed"
@@ -47,12 +47,12 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public var kind: Kind
+    package var kind: Kind
     /// `host:port`, when the failure concerns a server.
-    public var server: String?
-    public var message: String
+    package var server: String?
+    package var message: String
 
-    public init(_ kind: Kind, server: String?, message: String) {
+    package init(_ kind: Kind, server: String?, message: String) {
         self.kind = kind
         self.server = server
         self.message = message
@@ -61,13 +61,13 @@ public struct ValkeyError: Error, Sendable, CustomStringConvertible {
     /// An error reply saying the server cannot serve right now (a replica after a failover,
     /// loading its data, a cluster reconfiguring, a busy script), which a later run will get
     /// past: exit 75, not 1. `OOM`, `MISCONF` and other refusals need an operator: exit 1.
-    public static func isTemporaryReply(_ message: String) -> Bool {
+    package static func isTemporaryReply(_ message: String) -> Bool {
         ["READONLY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"].contains { message.hasPrefix($0) }
     }
 
-    public var isTemporaryReply: Bool { kind == .server && Self.isTemporaryReply(message) }
+    package var isTemporaryReply: Bool { kind == .server && Self.isTemporaryReply(message) }
 
-    public var description: String {
+    package var description: String {
         if let server {
             return "Valkey \(server): \(kind): \(message)"
         }

@@ -8,6 +8,7 @@
 // prints the time spent encoding alone.
 import Foundation
 import RESP
+import Timestamps
 import Valkey
 
 struct BenchRun {
@@ -57,7 +58,7 @@ struct BenchRun {
                 for i in start..<min(pairs, start + batchSize / 2) { appendPair(i, to: &batch) }
                 encoded += batch.count
             }
-            print("encoding only: \(seconds(ContinuousClock.now - encodeStart)) s for \(encoded) commands")
+            print("encoding only: \((ContinuousClock.now - encodeStart).seconds) s for \(encoded) commands")
         }
         let clientStart = ContinuousClock.now
         let outcome = try await connection.executeStreaming {
@@ -68,7 +69,7 @@ struct BenchRun {
             next = end
             return batch
         }
-        let clientSeconds = seconds(ContinuousClock.now - clientStart)
+        let clientSeconds = (ContinuousClock.now - clientStart).seconds
         let clientKeys = try await connection.send("DBSIZE").int ?? -1
         guard outcome.commandCount == total, outcome.errorCount == 0, clientKeys == pairs + 1 else {
             throw BenchError("client half: \(outcome.commandCount) replies, \(outcome.errorCount) errors, \(clientKeys) keys (expected \(total), 0, \(pairs + 1)); first errors: \(outcome.firstErrors)")
@@ -112,7 +113,7 @@ struct BenchRun {
         try process.run()
         let cliOutput = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let cliSeconds = seconds(ContinuousClock.now - cliStart)
+        let cliSeconds = (ContinuousClock.now - cliStart).seconds
         let cliText = String(decoding: cliOutput, as: UTF8.self)
         let cliKeys = try await connection.send("DBSIZE").int ?? -1
         guard process.terminationStatus == 0, cliText.contains("errors: 0"), cliKeys == pairs + 1 else {
@@ -149,9 +150,6 @@ struct BenchRun {
         batch.appendArgument(key)
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }
 
 struct BenchError: Error, CustomStringConvertible {

@@ -1,17 +1,18 @@
 import Postgres
+import Timestamps
 
 /// The commit guard of SPEC §4: the copy's upper bound never passes the start of another
 /// session's open transaction, whose rows (stamped with `now()`, the transaction's start) may
 /// still commit below it; held back at most `maxHold`.
-public struct CommitGuard: Sendable {
+package struct CommitGuard: Sendable {
     /// The oldest open transaction of another client session in the same database.
-    public struct Holder: Sendable, Hashable, CustomStringConvertible {
-        public var pid: Int
-        public var applicationName: String
-        public var user: String
-        public var transactionStart: PostgresTimestamp
+    package struct Holder: Sendable, Hashable, CustomStringConvertible {
+        package var pid: Int
+        package var applicationName: String
+        package var user: String
+        package var transactionStart: Timestamp
 
-        public init(pid: Int, applicationName: String, user: String, transactionStart: PostgresTimestamp) {
+        package init(pid: Int, applicationName: String, user: String, transactionStart: Timestamp) {
             self.pid = pid
             self.applicationName = applicationName
             self.user = user
@@ -19,22 +20,22 @@ public struct CommitGuard: Sendable {
         }
 
         /// Never the query: it may hold anything.
-        public var description: String {
+        package var description: String {
             "pid \(pid) (application \"\(applicationName)\", user \"\(user)\", transaction open since \(transactionStart.rfc3339))"
         }
     }
 
     /// What the server shows of other sessions' transactions.
-    public struct Observation: Sendable, Hashable {
+    package struct Observation: Sendable, Hashable {
         /// The oldest open transaction the job's role can see; nil when none.
-        public var oldest: Holder?
+        package var oldest: Holder?
         /// False when the role cannot see other roles' transactions (no `pg_read_all_stats`).
-        public var seesAllSessions: Bool
+        package var seesAllSessions: Bool
         /// On a standby, the last replayed commit (the upper bound never passes it).
-        public var standbyReplayedUntil: PostgresTimestamp?
-        public var isStandby: Bool
+        package var standbyReplayedUntil: Timestamp?
+        package var isStandby: Bool
 
-        public init(oldest: Holder?, seesAllSessions: Bool, standbyReplayedUntil: PostgresTimestamp? = nil, isStandby: Bool = false) {
+        package init(oldest: Holder?, seesAllSessions: Bool, standbyReplayedUntil: Timestamp? = nil, isStandby: Bool = false) {
             self.oldest = oldest
             self.seesAllSessions = seesAllSessions
             self.standbyReplayedUntil = standbyReplayedUntil
@@ -43,28 +44,28 @@ public struct CommitGuard: Sendable {
     }
 
     /// Where the window ends and why.
-    public struct Decision: Sendable, Hashable {
+    package struct Decision: Sendable, Hashable {
         /// The exclusive upper bound of the read window.
-        public var until: PostgresTimestamp
+        package var until: Timestamp
         /// How far below the settle bound the guard put it (zero: not at all).
-        public var heldBack: Duration
+        package var heldBack: Duration
         /// The transaction that held it back, when one did.
-        public var holder: Holder?
+        package var holder: Holder?
         /// True when the holder is older than `maxHold` allows: the window ends `maxHold`
         /// below the settle bound and that transaction's rows may be missed until a backfill.
-        public var capped: Bool
+        package var capped: Bool
     }
 
-    public var maxHold: Duration
+    package var maxHold: Duration
 
-    public init(maxHold: Duration) {
+    package init(maxHold: Duration) {
         self.maxHold = maxHold
     }
 
     /// The rule: the upper bound is the settle bound, lowered to the oldest open
     /// transaction's start and to a standby's last replayed commit, but never more than
     /// `maxHold` below the settle bound.
-    public func decide(settleBound: PostgresTimestamp, observation: Observation) -> Decision {
+    package func decide(settleBound: Timestamp, observation: Observation) -> Decision {
         var until = settleBound
         var holder: Holder?
         if let oldest = observation.oldest, oldest.transactionStart < until {
@@ -84,7 +85,7 @@ public struct CommitGuard: Sendable {
 
     /// Reads the oldest open transaction of other client sessions of this database from
     /// `pg_stat_activity` (and, on a standby, the last replayed commit).
-    public static func observe(_ postgres: PostgresConnection) async throws -> Observation {
+    package static func observe(_ postgres: PostgresConnection) async throws -> Observation {
         let rows = try await postgres.query("""
             select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), a.xact_start,
                    pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
@@ -98,12 +99,12 @@ public struct CommitGuard: Sendable {
             """)
         guard let row = rows.first else { return Observation(oldest: nil, seesAllSessions: false) }
         var oldest: Holder?
-        if let pid = try row[0].decode(Int.self), let start = try row[3].decode(PostgresTimestamp.self) {
+        if let pid = try row[0].decode(Int.self), let start = try row[3].decode(Timestamp.self) {
             oldest = Holder(pid: pid, applicationName: try row[1].decode(String.self) ?? "", user: try row[2].decode(String.self) ?? "",
                             transactionStart: start)
         }
         return Observation(oldest: oldest, seesAllSessions: try row[4].decode(Bool.self) ?? false,
-                           standbyReplayedUntil: try row[6].decode(PostgresTimestamp.self),
+                           standbyReplayedUntil: try row[6].decode(Timestamp.self),
                            isStandby: try row[5].decode(Bool.self) ?? false)
     }
 }

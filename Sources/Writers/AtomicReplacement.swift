@@ -2,8 +2,8 @@ import RESP
 
 /// Where a key is built before RENAME swaps it in, so readers see the old or the new value,
 /// never a mix. The temporary key hashes to the final key's cluster slot.
-public enum AtomicReplacement {
-    public static func temporaryKey(for key: String) -> String {
+package enum AtomicReplacement {
+    package static func temporaryKey(for key: String) -> String {
         if hasHashTag(key) {
             // The first {tag} decides the slot; a suffix keeps it.
             return key + ":sync-tmp"

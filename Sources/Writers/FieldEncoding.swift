@@ -1,7 +1,8 @@
 import Postgres
+import Timestamps
 
 /// How one PostgreSQL column becomes hash-field text (SPEC §3), chosen once per result column.
-public enum FieldEncoding: Sendable, Hashable {
+package enum FieldEncoding: Sendable, Hashable {
     /// Text, integers, uuids, inet, JSON: PostgreSQL's own text is already the encoding.
     case verbatim
     case boolean
@@ -9,7 +10,7 @@ public enum FieldEncoding: Sendable, Hashable {
     case timestamp
 
     /// The encoding for a column of this type OID.
-    public init(typeOID: UInt32) {
+    package init(typeOID: UInt32) {
         switch typeOID {
         case 16: self = .boolean
         case 700, 701, 1700: self = .float  // float4, float8, numeric
@@ -19,7 +20,7 @@ public enum FieldEncoding: Sendable, Hashable {
     }
 
     /// The field text; NULL is the empty string, so every write sets every field.
-    public func encode(_ cell: PostgresCell) throws -> String {
+    package func encode(_ cell: PostgresCell) throws -> String {
         guard let text = cell.text else { return "" }
         switch self {
         case .verbatim:
@@ -31,14 +32,14 @@ public enum FieldEncoding: Sendable, Hashable {
             guard let value = try cell.decode(Double.self) else { return "" }
             return FieldEncoding.shortest(value)
         case .timestamp:
-            guard let value = try cell.decode(PostgresTimestamp.self) else { return "" }
+            guard let value = try cell.decode(Timestamp.self) else { return "" }
             return value.rfc3339
         }
     }
 
     /// The shortest decimal that round-trips, in the spelling PostgreSQL and Go use
     /// (`5`, not `5.0`; `1e-07`; `NaN`, `Infinity`).
-    public static func shortest(_ value: Double) -> String {
+    package static func shortest(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
         let text = value.description

@@ -1,23 +1,23 @@
 /// A key name with `${field}` placeholders; every other character, `{hash tags}` included, is literal.
-public struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
+package struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
     enum Part: Sendable, Hashable {
         case literal([UInt8])
         case field(String)
     }
 
     /// The template as configured, e.g. `usage_logs:index:api_key:${api_key_id}`.
-    public let text: String
+    package let text: String
     let parts: [Part]
 
     /// The placeholder names, in order of appearance.
-    public var fields: [String] {
+    package var fields: [String] {
         parts.compactMap { if case .field(let name) = $0 { name } else { nil } }
     }
 
-    public var description: String { text }
+    package var description: String { text }
 
     /// Parses `text`; `allowedFields` is what its placeholders may name.
-    public init(_ text: String, allowedFields: Set<String>, name: String) throws(KeyTemplateError) {
+    package init(_ text: String, allowedFields: Set<String>, name: String) throws(KeyTemplateError) {
         self.text = text
         var parts: [Part] = []
         var literal: [UInt8] = []
@@ -57,7 +57,7 @@ public struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The key for these values, or nil when a placeholder's value is missing (NULL).
-    public func render(prefix: [UInt8] = [], _ value: (String) -> [UInt8]?) -> [UInt8]? {
+    package func render(prefix: [UInt8] = [], _ value: (String) -> [UInt8]?) -> [UInt8]? {
         var key = prefix
         for part in parts {
             switch part {
@@ -71,16 +71,16 @@ public struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The key as a string, for templates without placeholders or with string values.
-    public func render(prefix: String = "", _ values: [String: String] = [:]) -> String? {
+    package func render(prefix: String = "", _ values: [String: String] = [:]) -> String? {
         render(prefix: Array(prefix.utf8)) { values[$0].map { Array($0.utf8) } }
             .map { String(decoding: $0, as: UTF8.self) }
     }
 }
 
 /// A key template that cannot be used; names the template and what is wrong.
-public struct KeyTemplateError: Error, Sendable, CustomStringConvertible {
-    public var name: String
-    public var template: String
-    public var problem: String
-    public var description: String { "key template \(name)=\(template): \(problem)" }
+package struct KeyTemplateError: Error, Sendable, CustomStringConvertible {
+    package var name: String
+    package var template: String
+    package var problem: String
+    package var description: String { "key template \(name)=\(template): \(problem)" }
 }

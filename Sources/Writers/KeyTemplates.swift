@@ -1,7 +1,7 @@
 /// The configurable key names of SPEC §3, with the key prefix.
-public struct KeyTemplates: Sendable {
+package struct KeyTemplates: Sendable {
     /// One configurable key of SPEC §3 (the NAME of `--key-template NAME=TEMPLATE`).
-    public enum Name: String, Sendable, CaseIterable {
+    package enum Name: String, Sendable, CaseIterable {
         case usageLog = "usage_log"
         case usageLogsIndex = "usage_logs_index"
         case usageLogsIndexApiKey = "usage_logs_index_api_key"
@@ -16,7 +16,7 @@ public struct KeyTemplates: Sendable {
         case searchIndexLegacy = "search_index_legacy"
         case lastRun = "last_run"
 
-        public var defaultTemplate: String {
+        package var defaultTemplate: String {
             switch self {
             case .usageLog: "usage_log:${id}"
             case .usageLogsIndex: "usage_logs:index"
@@ -35,7 +35,7 @@ public struct KeyTemplates: Sendable {
         }
 
         /// What the template's placeholders may name.
-        public var allowedFields: Set<String> {
+        package var allowedFields: Set<String> {
             switch self {
             case .usageLog, .usageLogsIndex, .usageLogsIndexApiKey, .usageLogsIndexAsset:
                 Set(SourceTable.usageLogs.columns)
@@ -50,7 +50,7 @@ public struct KeyTemplates: Sendable {
 
         /// Placeholders a template must name, one of each inner list, so that rows (or
         /// tables, or languages) never overwrite each other under one key (SPEC §3).
-        public var requiredFields: [[String]] {
+        package var requiredFields: [[String]] {
             switch self {
             case .usageLog, .reportUsageLog: [["id"]]
             case .apiKey: [["api_key", "id"]]
@@ -64,11 +64,11 @@ public struct KeyTemplates: Sendable {
     }
 
     /// Prepended to every key the job writes.
-    public let prefix: String
+    package let prefix: String
     private let templates: [Name: KeyTemplate]
 
     /// The defaults of SPEC §3 with `overrides` (NAME → TEMPLATE) applied; validates every one.
-    public init(prefix: String = "", overrides: [String: String] = [:]) throws(KeyTemplateError) {
+    package init(prefix: String = "", overrides: [String: String] = [:]) throws(KeyTemplateError) {
         self.prefix = prefix
         var templates: [Name: KeyTemplate] = [:]
         for (name, text) in overrides {
@@ -100,7 +100,7 @@ public struct KeyTemplates: Sendable {
     }
 
     /// Parses `NAME=TEMPLATE` items (flags, or the comma-separated SYNC_KEY_TEMPLATES).
-    public static func parseOverrides(_ items: [String]) throws(KeyTemplateError) -> [String: String] {
+    package static func parseOverrides(_ items: [String]) throws(KeyTemplateError) -> [String: String] {
         var result: [String: String] = [:]
         for item in items {
             guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
@@ -111,10 +111,10 @@ public struct KeyTemplates: Sendable {
         return result
     }
 
-    public subscript(_ name: Name) -> KeyTemplate { templates[name]! }
+    package subscript(_ name: Name) -> KeyTemplate { templates[name]! }
 
     /// The full key of a template without placeholders, or with the given values.
-    public func key(_ name: Name, _ values: [String: String] = [:]) -> String {
+    package func key(_ name: Name, _ values: [String: String] = [:]) -> String {
         // Placeholders were validated at start-up; a missing value here is a programming error.
         guard let key = self[name].render(prefix: prefix, values) else {
             preconditionFailure("key template \(name.rawValue) rendered without all its values")
@@ -124,7 +124,7 @@ public struct KeyTemplates: Sendable {
 
     /// The bookkeeping set listing every index key written for a table (SPEC §3 `sync:`),
     /// so that retention finds the per-key and per-asset indexes without scanning the keyspace.
-    public func indexRegistryKey(table: String) -> String {
+    package func indexRegistryKey(table: String) -> String {
         prefix + "sync:indexes:" + table
     }
 }

@@ -1,13 +1,14 @@
 import Postgres
 import RESP
+import Timestamps
 
 /// Turns a page of log rows into one pipeline (SPEC §3, §4): HSET + EXPIREAT per entry, then
 /// one variadic ZADD per index key of the page, then the index keys into their registry.
-public struct LogPageEncoder: Sendable {
-    public let table: LogTable
-    public let templates: KeyTemplates
+package struct LogPageEncoder: Sendable {
+    package let table: LogTable
+    package let templates: KeyTemplates
     /// How long an entry lives after its timestamp.
-    public let retentionSeconds: Int64
+    package let retentionSeconds: Int64
 
     private let fieldNames: [String]
     private let timestampColumn: Int
@@ -18,7 +19,7 @@ public struct LogPageEncoder: Sendable {
     private let registryKey: String
     private let prefixBytes: [UInt8]
 
-    public init(table: LogTable, templates: KeyTemplates, retentionDays: Int) {
+    package init(table: LogTable, templates: KeyTemplates, retentionDays: Int) {
         self.table = table
         self.templates = templates
         self.retentionSeconds = Int64(retentionDays) * 86_400
@@ -33,20 +34,20 @@ public struct LogPageEncoder: Sendable {
     }
 
     /// What a page held and where it ended.
-    public struct PageOutcome: Sendable {
-        public var rows = 0
-        public var written = 0
+    package struct PageOutcome: Sendable {
+        package var rows = 0
+        package var written = 0
         /// Older than the retention cutoff: read, not written.
-        public var skippedTooOld = 0
+        package var skippedTooOld = 0
         /// Ids of rows whose entry key names a NULL column (only with a custom template).
-        public var skippedNullKey: [String] = []
+        package var skippedNullKey: [String] = []
         /// The last row's timestamp: the watermark once the page is acknowledged.
-        public var lastTimestamp: PostgresTimestamp?
+        package var lastTimestamp: Timestamp?
     }
 
     /// Appends the page's commands to `batch`. Rows are expected in the table's column order
     /// (`table.source.columns`), as the page reader selects them.
-    public func encode(_ rows: [PostgresRow], cutoff: PostgresTimestamp,
+    package func encode(_ rows: [PostgresRow], cutoff: Timestamp,
                        into batch: inout CommandBatch) throws -> PageOutcome {
         var outcome = PageOutcome()
         guard let first = rows.first else { return outcome }
@@ -60,7 +61,7 @@ public struct LogPageEncoder: Sendable {
             outcome.rows += 1
             let timestampCell = row[timestampColumn]
             // The page reader never returns a NULL timestamp; guard anyway, it is never written.
-            guard let timestamp = try timestampCell.decode(PostgresTimestamp.self) else { continue }
+            guard let timestamp = try timestampCell.decode(Timestamp.self) else { continue }
             outcome.lastTimestamp = timestamp
             guard timestamp >= cutoff else {
                 outcome.skippedTooOld += 1
@@ -88,7 +89,7 @@ public struct LogPageEncoder: Sendable {
                 batch.appendArgument(fieldNames[column])
                 batch.appendArgument(values[column])
             }
-            let expireAt = floorDivision(timestamp.microsecondsSinceEpoch, 1_000_000) + retentionSeconds
+            let expireAt = timestamp.unixSeconds + retentionSeconds
             batch.appendCommand(argumentCount: 3)
             batch.appendArgument("EXPIREAT")
             batch.appendArgument(entryKey)
@@ -144,16 +145,11 @@ struct IndexMembers {
     }
 }
 
-func floorDivision(_ value: Int64, _ divisor: Int64) -> Int64 {
-    let quotient = value / divisor
-    return value % divisor < 0 ? quotient - 1 : quotient
-}
-
 /// A row the writers cannot turn into commands; names the table and row, never secrets.
-public enum WriterError: Error, Sendable, CustomStringConvertible {
+package enum WriterError: Error, Sendable, CustomStringConvertible {
     case unexpectedColumns(table: String, expected: [String], got: [String])
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unexpectedColumns(let table, let expected, let got):
             "\(table): expected the columns \(expected.joined(separator: ", ")), the query returned \(got.joined(separator: ", "))"

@@ -9,11 +9,11 @@ import Glibc
 /// Keeps tests that move slots or kill nodes of the local cluster (exclusive) away from the
 /// tests that merely use it (shared), across suites and test targets: an flock on a file
 /// beside the cluster's data.
-public enum ClusterTestLock {
-    public static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+package enum ClusterTestLock {
+    package static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
 
-    public static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
+    package static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
         // A turnstile in front of the lock keeps a steady stream of shared holders from
         // starving an exclusive one: an exclusive waiter holds the turnstile while it waits, so
         // new shared holders queue behind it; shared holders pass the turnstile at once.
@@ -60,31 +60,31 @@ public enum ClusterTestLock {
 
 /// Direct connections to the nodes of the local test cluster (scripts/services), for what a
 /// test does behind the client's back: migrating slots, killing and restarting nodes.
-public final class ClusterAdmin: Sendable {
-    public struct Failure: Error, CustomStringConvertible {
-        public var message: String
-        public init(message: String) { self.message = message }
-        public var description: String { message }
+package final class ClusterAdmin: Sendable {
+    package struct Failure: Error, CustomStringConvertible {
+        package var message: String
+        package init(message: String) { self.message = message }
+        package var description: String { message }
     }
 
-    public struct Node: Sendable {
-        public let port: Int
-        public let id: String
-        public let connection: ValkeyConnection
-        public var address: String { "127.0.0.1:\(port)" }
+    package struct Node: Sendable {
+        package let port: Int
+        package let id: String
+        package let connection: ValkeyConnection
+        package var address: String { "127.0.0.1:\(port)" }
     }
 
-    public let nodes: [Node]
+    package let nodes: [Node]
 
     private init(nodes: [Node]) { self.nodes = nodes }
 
-    public static var ports: [Int] {
+    package static var ports: [Int] {
         get throws {
             try environmentVariable("SYNC_TEST_VALKEY_CLUSTER_PORTS").split(separator: ",").compactMap { Int($0) }
         }
     }
 
-    public static func connect() async throws -> ClusterAdmin {
+    package static func connect() async throws -> ClusterAdmin {
         var nodes: [Node] = []
         for port in try ports {
             let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
@@ -94,17 +94,17 @@ public final class ClusterAdmin: Sendable {
         return ClusterAdmin(nodes: nodes)
     }
 
-    public func close() async {
+    package func close() async {
         for node in nodes { await node.connection.close() }
     }
 
-    public func node(port: Int) throws -> Node {
+    package func node(port: Int) throws -> Node {
         guard let node = nodes.first(where: { $0.port == port }) else { throw Failure(message: "no cluster node on \(port)") }
         return node
     }
 
     /// The node that serves `slot`, as the first node that answers knows it.
-    public func owner(of slot: UInt16) async throws -> Node {
+    package func owner(of slot: UInt16) async throws -> Node {
         for node in nodes {
             guard let reply = try? await node.connection.send("CLUSTER", "SLOTS") else { continue }
             let map = try ClusterSlotMap(clusterSlots: reply, queried: ClusterNodeAddress(host: "127.0.0.1", port: node.port))
@@ -115,7 +115,7 @@ public final class ClusterAdmin: Sendable {
     }
 
     /// Marks `slot` as moving from `source` to `target` (MIGRATING / IMPORTING).
-    public func beginMigration(_ slot: UInt16, from source: Node, to target: Node) async throws {
+    package func beginMigration(_ slot: UInt16, from source: Node, to target: Node) async throws {
         _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id)
         _ = try await source.connection.send("CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id)
     }
@@ -123,7 +123,7 @@ public final class ClusterAdmin: Sendable {
     /// Moves up to `limit` keys of `slot` (all when nil) with MIGRATE; returns how many moved.
     /// Bounded: gives up (throws) after 1000 rounds rather than loop for ever.
     @discardableResult
-    public func moveKeys(_ slot: UInt16, from source: Node, to target: Node, limit: Int? = nil) async throws -> Int {
+    package func moveKeys(_ slot: UInt16, from source: Node, to target: Node, limit: Int? = nil) async throws -> Int {
         var moved = 0
         var rounds = 0
         while limit.map({ moved < $0 }) ?? true {
@@ -140,14 +140,14 @@ public final class ClusterAdmin: Sendable {
 
     /// How many keys of `slot` on `node` start with `prefix` (other tests' or leftover keys may
     /// share the slot, so COUNTKEYSINSLOT alone says little).
-    public func keys(in slot: UInt16, on node: Node, prefix: String) async throws -> Int {
+    package func keys(in slot: UInt16, on node: Node, prefix: String) async throws -> Int {
         let reply = try await node.connection.send("CLUSTER", "GETKEYSINSLOT", String(slot), "100000")
         return (reply.array ?? []).compactMap(\.string).filter { $0.hasPrefix(prefix) }.count
     }
 
     /// Puts every slot a previous (interrupted) run left MIGRATING or IMPORTING back in a
     /// stable state: the migration is finished, then the slot goes back to where it was.
-    public func repairOpenSlots() async throws {
+    package func repairOpenSlots() async throws {
         for node in nodes {
             let text = try await node.connection.send("CLUSTER", "NODES").string ?? ""
             guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.contains("myself") }) else { continue }
@@ -175,7 +175,7 @@ public final class ClusterAdmin: Sendable {
     }
 
     /// Gives `slot` to `target` on every node (target first, as the cluster tutorial says).
-    public func finishMigration(_ slot: UInt16, to target: Node) async throws {
+    package func finishMigration(_ slot: UInt16, to target: Node) async throws {
         _ = try await target.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
         for node in nodes where node.port != target.port {
             _ = try? await node.connection.send("CLUSTER", "SETSLOT", String(slot), "NODE", target.id)
@@ -183,14 +183,14 @@ public final class ClusterAdmin: Sendable {
     }
 
     /// The whole migration of one slot.
-    public func migrate(_ slot: UInt16, from source: Node, to target: Node) async throws {
+    package func migrate(_ slot: UInt16, from source: Node, to target: Node) async throws {
         try await beginMigration(slot, from: source, to: target)
         try await moveKeys(slot, from: source, to: target)
         try await finishMigration(slot, to: target)
     }
 
     /// Every node's count of error replies starting with `prefix` (INFO errorstats).
-    public func errorCount(_ prefix: String) async throws -> Int {
+    package func errorCount(_ prefix: String) async throws -> Int {
         var total = 0
         for node in nodes {
             let info = try await node.connection.send("INFO", "errorstats").string ?? ""
@@ -202,7 +202,7 @@ public final class ClusterAdmin: Sendable {
     }
 
     /// SIGKILLs the node on `port` and waits (at most 10 s) until it is gone.
-    public static func kill(port: Int) async throws {
+    package static func kill(port: Int) async throws {
         let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
         let info = try await connection.send("INFO", "server").string ?? ""
         await connection.close()
@@ -224,7 +224,7 @@ public final class ClusterAdmin: Sendable {
     /// (at most 30 s) for `cluster_state:ok` on every node. The server runs in the foreground
     /// as a child of this process (`--daemonize no`, output to /dev/null, its log file as
     /// configured), so that nothing waits on a daemonizing launcher; it is killed by pid.
-    public static func restart(port: Int) async throws {
+    package static func restart(port: Int) async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try environmentVariable("SYNC_TEST_VALKEY_SERVER"))
@@ -236,7 +236,7 @@ public final class ClusterAdmin: Sendable {
         try await waitUntilHealthy()
     }
 
-    public static func waitUntilHealthy(seconds: Int = 30) async throws {
+    package static func waitUntilHealthy(seconds: Int = 30) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             var healthy = true

@@ -6,8 +6,8 @@ import Synchronization
 /// network fail the way it does in production: it passes bytes, stalls (keeps every socket
 /// open and moves nothing, as a partition or a stopped process does), or resets every
 /// connection (RST, as a failover or a crashed middlebox does).
-public final class FaultProxy: Sendable {
-    public enum Mode: Sendable, Equatable {
+package final class FaultProxy: Sendable {
+    package enum Mode: Sendable, Equatable {
         /// Bytes flow both ways.
         case pass
         /// Connections are accepted and kept, but no byte moves in either direction.
@@ -17,7 +17,7 @@ public final class FaultProxy: Sendable {
     }
 
     /// The port the proxy listens on, at 127.0.0.1.
-    public let port: Int
+    package let port: Int
     private let state: ProxyState
     private let server: any Channel
     private let group: MultiThreadedEventLoopGroup
@@ -27,7 +27,7 @@ public final class FaultProxy: Sendable {
     /// The proxy has an event loop thread of its own: on the shared one, another test's
     /// large reply could hold its bytes back for seconds, and the job would see a stall that
     /// the test never made.
-    public static func start(to host: String, port upstreamPort: Int, mode: Mode = .pass) async throws -> FaultProxy {
+    package static func start(to host: String, port upstreamPort: Int, mode: Mode = .pass) async throws -> FaultProxy {
         let state = ProxyState(mode: mode)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try await ServerBootstrap(group: group)
@@ -75,10 +75,10 @@ public final class FaultProxy: Sendable {
     }
 
     /// Connections accepted since the start.
-    public var connectionsAccepted: Int { state.accepted.load(ordering: .relaxed) }
+    package var connectionsAccepted: Int { state.accepted.load(ordering: .relaxed) }
 
     /// Changes what the proxy does from now on; `.reset` also resets every open connection.
-    public func set(_ newMode: Mode) {
+    package func set(_ newMode: Mode) {
         state.mode.withLock { $0 = newMode }
         if newMode == .reset {
             for channel in state.open.withLock({ $0 }) { Self.reset(channel) }
@@ -86,7 +86,7 @@ public final class FaultProxy: Sendable {
     }
 
     /// Stops listening and closes every connection.
-    public func stop() async {
+    package func stop() async {
         try? await server.close()
         for channel in state.open.withLock({ $0 }) { try? await channel.close() }
         try? await group.shutdownGracefully()

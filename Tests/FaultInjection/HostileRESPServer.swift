@@ -4,18 +4,18 @@ import NIOPosix
 /// A loopback server that answers whatever it is sent with bytes a test chooses: a reply
 /// cut off in the middle, deeply nested aggregates, or an endless stream of attributes. It
 /// stands in for a broken or hostile server behind a Valkey address.
-public final class HostileRESPServer: Sendable {
-    public enum Behaviour: Sendable {
+package final class HostileRESPServer: Sendable {
+    package enum Behaviour: Sendable {
         /// Sends these bytes once, then nothing more, keeping the connection open.
         case once([UInt8])
         /// Sends these bytes again and again while the client keeps reading.
         case forever([UInt8])
     }
 
-    public let port: Int
+    package let port: Int
     private let server: any Channel
 
-    public static func start(_ behaviour: Behaviour) async throws -> HostileRESPServer {
+    package static func start(_ behaviour: Behaviour) async throws -> HostileRESPServer {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -32,7 +32,7 @@ public final class HostileRESPServer: Sendable {
         self.port = server.localAddress?.port ?? 0
     }
 
-    public func stop() async {
+    package func stop() async {
         try? await server.close()
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import Postgres
+import Timestamps
 
 @Suite("KeysetPageReader against the real server")
 struct KeysetPageReaderTests {
-    static let base = PostgresTimestamp(rfc3339: "2026-11-27T16:00:00Z")!
+    static let base = Timestamp(rfc3339: "2026-11-27T16:00:00Z")!
 
     /// Creates `logs` with `timestamp` of the given type and rows: 1,000 sharing `base`,
     /// plus 20 one second apart on each side of it and rows exactly on the window's bounds.
@@ -21,13 +22,13 @@ struct KeysetPageReaderTests {
             """)
     }
 
-    func readAll(_ reader: KeysetPageReader, from: PostgresTimestamp, until: PostgresTimestamp) async throws -> [[PostgresRow]] {
+    func readAll(_ reader: KeysetPageReader, from: Timestamp, until: Timestamp) async throws -> [[PostgresRow]] {
         var pages: [[PostgresRow]] = []
         for try await page in reader.pages(from: from, until: until) { pages.append(page) }
         return pages
     }
 
-    func expectedIDs(_ connection: PostgresConnection, _ schema: String, from: PostgresTimestamp, until: PostgresTimestamp) async throws -> [String] {
+    func expectedIDs(_ connection: PostgresConnection, _ schema: String, from: Timestamp, until: Timestamp) async throws -> [String] {
         try await connection.query(
             #"SELECT id::text FROM \#(schema).logs WHERE "timestamp" >= $1::timestamptz AND "timestamp" < $2::timestamptz ORDER BY "timestamp", id"#,
             [.timestamp(from), .timestamp(until)]
@@ -39,8 +40,8 @@ struct KeysetPageReaderTests {
         try await TestDatabase.withScratchSchema { connection, schema in
             try await makeLogs(connection, schema, timestampType: timestampType)
             let reader = KeysetPageReader(connection: connection, table: "\(schema).logs", columns: ["id", "asset"], pageSize: 7)
-            let from = PostgresTimestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch - 10_000_000)
-            let until = PostgresTimestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 10_000_000)
+            let from = Timestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch - 10_000_000)
+            let until = Timestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 10_000_000)
             let pages = try await readAll(reader, from: from, until: until)
             let ids = pages.flatMap { $0.map { $0["id"]!.text! } }
             let expected = try await expectedIDs(connection, schema, from: from, until: until)
@@ -51,7 +52,7 @@ struct KeysetPageReaderTests {
             #expect(pages.dropLast().allSatisfy { $0.count == 7 })
             #expect(pages.count == (1019 + 6) / 7)
             // Rows carry the keyset column even when not asked for, and it decodes as UTC.
-            let timestamps = try pages.flatMap { try $0.map { try #require(try $0["timestamp"]?.decode(PostgresTimestamp.self)) } }
+            let timestamps = try pages.flatMap { try $0.map { try #require(try $0["timestamp"]?.decode(Timestamp.self)) } }
             #expect(timestamps.first == from)
             #expect(timestamps == timestamps.sorted())
             #expect(timestamps.filter { $0 == Self.base }.count == 1000)
@@ -64,8 +65,8 @@ struct KeysetPageReaderTests {
             // 1,040 timestamped rows: page size 8 divides them, and 1,000 equal ones fill 125 pages.
             for pageSize in [8, 1040, 1000, 1] {
                 let reader = KeysetPageReader(connection: connection, table: "\(schema).logs", columns: ["id"], pageSize: pageSize)
-                let from = PostgresTimestamp(rfc3339: "2000-01-01")!
-                let until = PostgresTimestamp(rfc3339: "2100-01-01")!
+                let from = Timestamp(rfc3339: "2000-01-01")!
+                let until = Timestamp(rfc3339: "2100-01-01")!
                 let pages = try await readAll(reader, from: from, until: until)
                 #expect(pages.allSatisfy { !$0.isEmpty })
                 #expect(pages.map(\.count).reduce(0, +) == 1040)
@@ -73,7 +74,7 @@ struct KeysetPageReaderTests {
             }
             // Only the 1,000 equal rows: the window's upper bound excludes the next second.
             let reader = KeysetPageReader(connection: connection, table: "\(schema).logs", columns: ["id"], pageSize: 500)
-            let pages = try await readAll(reader, from: Self.base, until: PostgresTimestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 1_000_000))
+            let pages = try await readAll(reader, from: Self.base, until: Timestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 1_000_000))
             #expect(pages.map(\.count) == [500, 500])
         }
     }
@@ -85,9 +86,9 @@ struct KeysetPageReaderTests {
             #expect(try await reader.newestTimestamp() == nil)
             #expect(try await readAll(reader, from: Self.base, until: Self.base).isEmpty)
             try await connection.execute(#"INSERT INTO \#(schema)."Odd ""Name""" SELECT n, timestamp '2026-11-27 16:00:00' + n * interval '1 ms' FROM generate_series(1, 10) AS n"#)
-            #expect(try await reader.newestTimestamp() == PostgresTimestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 10_000))
+            #expect(try await reader.newestTimestamp() == Timestamp(microsecondsSinceEpoch: Self.base.microsecondsSinceEpoch + 10_000))
             // bigint ids are compared as numbers: 10 sorts after 9.
-            let pages = try await readAll(reader, from: Self.base, until: PostgresTimestamp(rfc3339: "2027-01-01")!)
+            let pages = try await readAll(reader, from: Self.base, until: Timestamp(rfc3339: "2027-01-01")!)
             #expect(pages.flatMap { try! $0.map { try $0["id"]!.decode(Int.self)! } } == Array(1...10))
             #expect(pages.map(\.count) == [3, 3, 3, 1])
         }
@@ -110,7 +111,7 @@ struct KeysetPageReaderTests {
             try await makeLogs(connection, schema, timestampType: "timestamptz")
             let reader = KeysetPageReader(connection: connection, table: "\(schema).logs", columns: ["id"], pageSize: 10)
             var seen = 0
-            for try await page in reader.pages(from: PostgresTimestamp(rfc3339: "2000-01-01")!, until: PostgresTimestamp(rfc3339: "2100-01-01")!) {
+            for try await page in reader.pages(from: Timestamp(rfc3339: "2000-01-01")!, until: Timestamp(rfc3339: "2100-01-01")!) {
                 seen += page.count
                 if seen >= 30 { break }
             }
@@ -126,7 +127,7 @@ struct KeysetPageReaderTests {
             let observer = try await TestDatabase.connect()
             defer { observer.close() }
             let reader = KeysetPageReader(connection: connection, table: "\(schema).logs", columns: ["id"], pageSize: 10)
-            var iterator = reader.pages(from: PostgresTimestamp(rfc3339: "2000-01-01")!, until: PostgresTimestamp(rfc3339: "2100-01-01")!).makeAsyncIterator()
+            var iterator = reader.pages(from: Timestamp(rfc3339: "2000-01-01")!, until: Timestamp(rfc3339: "2100-01-01")!).makeAsyncIterator()
             let first = try #require(try await iterator.next())
             #expect(first.count == 10)
             // Without asking for it, the reader's session has gone on to the next-page query.
@@ -179,7 +180,7 @@ struct KeysetPageReaderMemoryTests {
             var baseline = 0
             var peak = 0
             var checksum = 0.0
-            for try await page in reader.pages(from: PostgresTimestamp(rfc3339: "2026-11-01")!, until: PostgresTimestamp(rfc3339: "2026-12-01")!) {
+            for try await page in reader.pages(from: Timestamp(rfc3339: "2026-11-01")!, until: Timestamp(rfc3339: "2026-12-01")!) {
                 rows += page.count
                 pagesRead += 1
                 for row in page { checksum += try row["price"]?.decode(Double.self) ?? 0 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Postgres
+import Timestamps
 
 @Suite("PostgresConnection against the real server")
 struct PostgresConnectionTests {
@@ -43,7 +44,7 @@ struct PostgresConnectionTests {
     @Test func parametersAreTextAndNilIsNull() async throws {
         let connection = try await TestDatabase.connect()
         defer { connection.close() }
-        let ts = PostgresTimestamp(rfc3339: "2026-11-27T16:00:00.123456Z")!
+        let ts = Timestamp(rfc3339: "2026-11-27T16:00:00.123456Z")!
         let row = try #require(try await connection.query(
             "SELECT $1::text AS a, $2::int8 AS b, $3::float8 AS c, $4::bool AS d, $5::timestamptz AS e, $6::uuid AS f, $7::text AS g, $8::float8 AS h",
             [.text("héllo 'quoted'"), .int(-42), .double(0.1), .bool(true), .timestamp(ts), .uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), nil, .double(-.infinity)]).first)
@@ -51,7 +52,7 @@ struct PostgresConnectionTests {
         #expect(try row["b"]?.decode(Int.self) == -42)
         #expect(try row["c"]?.decode(Double.self) == 0.1)
         #expect(try row["d"]?.decode(Bool.self) == true)
-        #expect(try row["e"]?.decode(PostgresTimestamp.self) == ts)
+        #expect(try row["e"]?.decode(Timestamp.self) == ts)
         #expect(row["e"]?.text == "2026-11-27 16:00:00.123456+00")
         #expect(row["e"]?.typeOID == 1184)
         #expect(row["f"]?.text == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
@@ -91,7 +92,7 @@ struct PostgresConnectionTests {
         defer { connection.close() }
         let rows = try await connection.query(
             "SELECT * FROM (VALUES (1, 'now'::text, '2026-01-01'::timestamptz), (2, 'x', 'infinity'::timestamptz)) AS v(n, word, at)")
-        let error = try #require(throws: PostgresError.self) { try rows[1]["at"]?.decode(PostgresTimestamp.self) }
+        let error = try #require(throws: PostgresError.self) { try rows[1]["at"]?.decode(Timestamp.self) }
         #expect(error.kind == .decoding)
         #expect(error.message.contains("\"at\""))
         #expect(error.message.contains("row 1"))

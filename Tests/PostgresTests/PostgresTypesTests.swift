@@ -1,5 +1,6 @@
 import Testing
 @testable import Postgres
+import Timestamps
 
 @Suite("Column types of SPEC §2 and their compatible variants")
 struct PostgresTypesTests {
@@ -36,10 +37,10 @@ struct PostgresTypesTests {
             #expect(full["ip_address"]?.text == "192.168.0.1")
             // inet prints a host address without /32; a netmask appears only when it is not the default.
             #expect(full["ip_inet"]?.text == "192.168.0.1")
-            let utc = PostgresTimestamp(rfc3339: "2026-11-27T16:00:00.123456Z")
-            #expect(try full["timestamp"]?.decode(PostgresTimestamp.self) == utc)
+            let utc = Timestamp(rfc3339: "2026-11-27T16:00:00.123456Z")
+            #expect(try full["timestamp"]?.decode(Timestamp.self) == utc)
             #expect(full["local_timestamp"]?.text == "2026-11-27 16:00:00.123456")
-            #expect(try full["local_timestamp"]?.decode(PostgresTimestamp.self) == utc)
+            #expect(try full["local_timestamp"]?.decode(Timestamp.self) == utc)
             // jsonb is normalised by the server; json keeps the text as inserted.
             #expect(full["filters"]?.text == #"{"a": null, "b": [1, "é"]}"#)
             #expect(full["filters_json"]?.text == #"{"b": [1, "é"],  "a": null}"#)
@@ -52,7 +53,7 @@ struct PostgresTypesTests {
                 #expect(try cell.decode(Int.self) == nil)
                 #expect(try cell.decode(Double.self) == nil)
                 #expect(try cell.decode(Bool.self) == nil)
-                #expect(try cell.decode(PostgresTimestamp.self) == nil)
+                #expect(try cell.decode(Timestamp.self) == nil)
             }
         }
     }

@@ -1,9 +1,10 @@
 import FaultInjection
 import Foundation
-import Synchronization
 import Postgres
 import RESP
+import Synchronization
 import Testing
+import Timestamps
 import Valkey
 
 /// SPEC §10: whatever fails, the run ends on its own in bounded time with the exit code of
@@ -246,7 +247,7 @@ import Valkey
             defer { slow.close() }
             let late = "00000000-0000-4000-8000-00000000aaaa"
             try await slow.execute("begin; insert into usage_logs (id, asset, \"timestamp\") values ('\(late)', 'LATE', now())")
-            let started = try #require(try await slow.query("select now()")[0][0].decode(PostgresTimestamp.self))
+            let started = try #require(try await slow.query("select now()")[0][0].decode(Timestamp.self))
             let inserter = Task {
                 let writer = try await PostgresConnection.connect(job.databaseURL)
                 defer { writer.close() }
@@ -259,7 +260,7 @@ import Valkey
                 let result = try await job.run(["run", "--stage", "usage-logs", "--overlap", "0s"])
                 #expect(result.status == 0, "\(result.stderr)")
                 if let raw = try await job.string("sync:watermark:usage_logs") {
-                    let watermark = try #require(PostgresTimestamp(rfc3339: raw))
+                    let watermark = try #require(Timestamp(rfc3339: raw))
                     #expect(watermark < started, "the watermark \(raw) passed the open transaction started at \(started.rfc3339)")
                 }
                 #expect(result.stdout.contains("commit guard held back"), "\(result.stdout)")

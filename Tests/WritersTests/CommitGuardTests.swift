@@ -1,14 +1,15 @@
 import Postgres
 import Testing
+import Timestamps
 import Watermarks
 
 /// The commit guard's rule (SPEC §4), without a server.
 @Suite struct CommitGuardTests {
-    let settle = PostgresTimestamp(rfc3339: "2026-12-01T12:00:00Z")!
+    let settle = Timestamp(rfc3339: "2026-12-01T12:00:00Z")!
     let rule = CommitGuard(maxHold: .seconds(900))
 
     func holder(_ start: String) -> CommitGuard.Holder {
-        CommitGuard.Holder(pid: 42, applicationName: "billing", user: "app", transactionStart: PostgresTimestamp(rfc3339: start)!)
+        CommitGuard.Holder(pid: 42, applicationName: "billing", user: "app", transactionStart: Timestamp(rfc3339: start)!)
     }
 
     @Test func noOpenTransactionLeavesTheSettleBound() {
@@ -32,12 +33,12 @@ import Watermarks
 
     @Test func theHoldStopsAtMaxHold() {
         let decision = rule.decide(settleBound: settle, observation: .init(oldest: holder("2026-12-01T10:00:00Z"), seesAllSessions: true))
-        #expect(decision.until == PostgresTimestamp(rfc3339: "2026-12-01T11:45:00Z")!)
+        #expect(decision.until == Timestamp(rfc3339: "2026-12-01T11:45:00Z")!)
         #expect(decision.capped && decision.heldBack == .seconds(900))
     }
 
     @Test func aStandbyNeverReadsPastItsLastReplayedCommit() {
-        let replayed = PostgresTimestamp(rfc3339: "2026-12-01T11:59:00Z")!
+        let replayed = Timestamp(rfc3339: "2026-12-01T11:59:00Z")!
         let decision = rule.decide(settleBound: settle, observation: .init(oldest: nil, seesAllSessions: true,
                                                                           standbyReplayedUntil: replayed, isStandby: true))
         #expect(decision.until == replayed && decision.heldBack == .seconds(60))

@@ -3,6 +3,7 @@ import Testing
 @testable import Postgres
 import RESP
 @testable import Writers
+import Timestamps
 
 @Suite struct LogPageEncoderTests {
     static let oids: [String: UInt32] = [
@@ -44,7 +45,7 @@ import RESP
     @Test func pageBecomesHashesExpiriesAndVariadicIndexes() throws {
         let encoder = LogPageEncoder(table: .usageLogs, templates: try KeyTemplates(prefix: "p:"), retentionDays: 93)
         var batch = CommandBatch()
-        let cutoff = PostgresTimestamp(rfc3339: "2026-01-01T00:00:00Z")!
+        let cutoff = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
         let outcome = try encoder.encode([
             row("u1", timestamp: "2026-11-27 16:00:00.123999+00"),
             row("u2", timestamp: "2026-11-27 16:00:01+00", apiKey: nil, asset: "ETH", index: 1),
@@ -62,7 +63,7 @@ import RESP
         #expect(fields["timestamp"] == "2026-11-27T16:00:00.123999Z")
         #expect(fields["cached"] == "true" && fields["duration_ms"] == "" && fields["region"] == "")
         #expect(fields["cache_age_seconds"] == "1e-07" && fields["price"] == "0.1")
-        let expireAt = PostgresTimestamp(rfc3339: "2026-11-27T16:00:00Z")!.microsecondsSinceEpoch / 1_000_000 + 93 * 86_400
+        let expireAt = Timestamp(rfc3339: "2026-11-27T16:00:00Z")!.microsecondsSinceEpoch / 1_000_000 + 93 * 86_400
         #expect(sent[1] == ["EXPIREAT", "p:usage_log:u1", String(expireAt)])
         #expect(sent[2][0] == "HSET" && sent[2][1] == "p:usage_log:u2")
         let zadds = sent.filter { $0[0] == "ZADD" }
@@ -78,7 +79,7 @@ import RESP
     @Test func emptyPageWritesNothing() throws {
         let encoder = LogPageEncoder(table: .usageLogs, templates: try KeyTemplates(), retentionDays: 93)
         var batch = CommandBatch()
-        let outcome = try encoder.encode([], cutoff: PostgresTimestamp(microsecondsSinceEpoch: 0), into: &batch)
+        let outcome = try encoder.encode([], cutoff: Timestamp(microsecondsSinceEpoch: 0), into: &batch)
         #expect(batch.isEmpty && outcome.lastTimestamp == nil)
     }
 
@@ -89,7 +90,7 @@ import RESP
         let outcome = try encoder.encode([
             row("u1", timestamp: "2026-11-27 16:00:00+00", asset: nil),
             row("u2", timestamp: "2026-11-27 16:00:00+00", index: 1),
-        ], cutoff: PostgresTimestamp(microsecondsSinceEpoch: 0), into: &batch)
+        ], cutoff: Timestamp(microsecondsSinceEpoch: 0), into: &batch)
         #expect(outcome.skippedNullKey == ["u1"] && outcome.written == 1)
         #expect(commands(batch)[0][1] == "ul:BTC:u2")
     }

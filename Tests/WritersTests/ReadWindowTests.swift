@@ -1,10 +1,11 @@
 import Postgres
 import Testing
+import Timestamps
 import Watermarks
 
 @Suite struct ReadWindowTests {
-    let now = PostgresTimestamp(rfc3339: "2026-11-27T16:00:00Z")!
-    var cutoff: PostgresTimestamp { .retentionCutoff(now: now, days: 93) }
+    let now = Timestamp(rfc3339: "2026-11-27T16:00:00Z")!
+    var cutoff: Timestamp { .retentionCutoff(now: now, days: 93) }
 
     @Test func noWatermarkStartsAtTheRetentionCutoff() {
         let window = ReadWindow(watermark: nil, overlap: .seconds(300), settle: .seconds(5), databaseNow: now, cutoff: cutoff)
@@ -13,14 +14,14 @@ import Watermarks
     }
 
     @Test func watermarkIsReReadFromTheOverlapBeforeIt() {
-        let watermark = PostgresTimestamp(rfc3339: "2026-11-27T15:00:00.000001Z")!
+        let watermark = Timestamp(rfc3339: "2026-11-27T15:00:00.000001Z")!
         let window = ReadWindow(watermark: watermark, overlap: .seconds(300), settle: .seconds(5), databaseNow: now, cutoff: cutoff)
         #expect(window.from.rfc3339 == "2026-11-27T14:55:00.000001Z")
         #expect(!window.isEmpty)
     }
 
     @Test func neverBeforeTheCutoff() {
-        let old = PostgresTimestamp(rfc3339: "2026-01-01T00:00:00Z")!
+        let old = Timestamp(rfc3339: "2026-01-01T00:00:00Z")!
         let window = ReadWindow(watermark: old, overlap: .seconds(300), settle: .seconds(5), databaseNow: now, cutoff: cutoff)
         #expect(window.from == cutoff)
     }

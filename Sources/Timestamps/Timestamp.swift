@@ -1,32 +1,33 @@
-/// A timestamp as microseconds since the Unix epoch, UTC — exact, no Double rounding.
-public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var microsecondsSinceEpoch: Int64
+/// An instant as microseconds since the Unix epoch, UTC — exact, no Double rounding. The
+/// program's one time type: command-line arguments, PostgreSQL values, watermarks and scores.
+package struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package var microsecondsSinceEpoch: Int64
 
-    public init(microsecondsSinceEpoch: Int64) {
+    package init(microsecondsSinceEpoch: Int64) {
         self.microsecondsSinceEpoch = microsecondsSinceEpoch
     }
 
     /// Parses RFC 3339 ("2026-11-27T16:00:00.123456Z", "...+02:00", any number of fractional
     /// digits — beyond six they are truncated) or a plain date ("2026-11-01", midnight UTC).
     /// A date-time without an offset is rejected: it would silently mean a local time.
-    public init?(rfc3339 text: String) {
+    package init?(rfc3339 text: String) {
         guard let value = TimestampText.parse(text, style: .rfc3339) else { return nil }
         self = value
     }
 
     /// Parses PostgreSQL's ISO output ("2026-11-27 16:00:00.123456+00", "... BC"); without an
     /// offset (a `timestamp without time zone` column) the value is taken as UTC.
-    init?(postgresText text: String) {
+    package init?(postgresText text: String) {
         guard let value = TimestampText.parse(text, style: .postgres) else { return nil }
         self = value
     }
 
-    public static func < (lhs: PostgresTimestamp, rhs: PostgresTimestamp) -> Bool {
+    package static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
         lhs.microsecondsSinceEpoch < rhs.microsecondsSinceEpoch
     }
 
     /// Always UTC with 'Z' and exactly six fractional digits, so that the text sorts like the value.
-    public var rfc3339: String {
+    package var rfc3339: String {
         let (days, microsecondOfDay) = floorDivision(microsecondsSinceEpoch, 86_400_000_000)
         let (year, month, day) = CivilDate.fromDays(days)
         let seconds = microsecondOfDay / 1_000_000
@@ -38,7 +39,7 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
     /// Unix seconds floored to the millisecond, shortest decimal form ("1795881600.123",
     /// "1795881600.12", "1795881600"): the sorted-set score, so `Double(text)` is the nearest
     /// double to the millisecond value and scores never claim a precision they lack.
-    public var unixSecondsMillisTruncated: String {
+    package var unixSecondsMillisTruncated: String {
         let milliseconds = floorDivision(microsecondsSinceEpoch, 1000).quotient
         let magnitude = milliseconds.magnitude
         var text = milliseconds < 0 ? "-" : ""
@@ -52,11 +53,35 @@ public struct PostgresTimestamp: Sendable, Hashable, Comparable, CustomStringCon
         return text
     }
 
-    public var description: String { rfc3339 }
+    package var description: String { rfc3339 }
+
+    /// This instant moved by a duration, to the microsecond.
+    package func moved(by duration: Duration) -> Timestamp {
+        let (seconds, attoseconds) = duration.components
+        return Timestamp(microsecondsSinceEpoch: microsecondsSinceEpoch + seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+    }
+
+    /// Rounded up to a whole millisecond, the precision of the index scores.
+    package var ceilingMillisecond: Timestamp {
+        Timestamp(microsecondsSinceEpoch: -floorDivision(-microsecondsSinceEpoch, 1000).quotient * 1000)
+    }
+
+    /// Midnight UTC of this instant's day.
+    package var startOfDay: Timestamp {
+        Timestamp(microsecondsSinceEpoch: floorDivision(microsecondsSinceEpoch, 86_400_000_000).quotient * 86_400_000_000)
+    }
+
+    /// The whole seconds since the epoch, floored.
+    package var unixSeconds: Int64 { floorDivision(microsecondsSinceEpoch, 1_000_000).quotient }
+
+    /// The microseconds from `other` to this instant, as a duration.
+    package func duration(since other: Timestamp) -> Duration {
+        .microseconds(microsecondsSinceEpoch - other.microsecondsSinceEpoch)
+    }
 }
 
 /// Floor division: negative timestamps round toward the past, never toward 1970.
-func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+package func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
     var quotient = value / divisor
     var remainder = value % divisor
     if remainder < 0 { quotient -= 1; remainder += divisor }
@@ -107,7 +132,7 @@ enum CivilDate {
 enum TimestampText {
     enum Style { case rfc3339, postgres }
 
-    static func parse(_ text: String, style: Style) -> PostgresTimestamp? {
+    static func parse(_ text: String, style: Style) -> Timestamp? {
         var scanner = Scanner(Array(text.utf8))
         guard let year = scanner.number(minDigits: 4, maxDigits: 6), scanner.take("-"),
               let month = scanner.number(minDigits: 2, maxDigits: 2), scanner.take("-"),
@@ -165,7 +190,7 @@ enum TimestampText {
         guard scanner.atEnd, hasOffset || style == .postgres else { return nil }
         let days = CivilDate.days(year: astronomicalYear, month: month, day: day)
         let seconds = days * 86_400 + secondOfDay - offsetSeconds
-        return PostgresTimestamp(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
+        return Timestamp(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
     }
 
     private struct Scanner {
