@@ -34,8 +34,8 @@ let package = Package(
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
 
-        // Watermark values, the read window, and the store that advances them.
-        .target(name: "Watermarks", dependencies: ["Timestamps", "Postgres", "Valkey"]),
+        // The watermark rule and store, the read window, the commit guard.
+        .target(name: "Watermarks", dependencies: ["Timestamps", "Postgres", "Valkey", "Writers"]),
         // Key templates, field encoding, and the writers that turn rows into commands.
         .target(name: "Writers", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey"]),
 
@@ -70,6 +70,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/FaultInjection"),
+        // The executable's own rules without a server: exit codes, settings, summaries.
+        .testTarget(name: "SyncJobUnitTests", dependencies: ["SyncJob", "Timestamps", "Postgres", "Valkey", "Writers", "Watermarks", "SearchIndex"]),
         .testTarget(name: "SyncJobTests", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey", "ClusterTestSupport", "FaultInjection"]),
     ],
     swiftLanguageModes: [.v6]

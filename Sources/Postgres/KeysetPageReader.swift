@@ -161,6 +161,6 @@ private final class PageRead: Sendable {
 }
 
 /// A double-quoted SQL identifier, so any name is taken literally.
-func quoteIdentifier(_ name: String) -> String {
+package func quoteIdentifier(_ name: String) -> String {
     "\"" + name.replacing("\"", with: "\"\"") + "\""
 }

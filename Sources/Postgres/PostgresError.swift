@@ -55,14 +55,6 @@ package struct PostgresError: Error, Sendable, CustomStringConvertible {
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
         if let detail { text += "; detail: \(detail)" }
         if let hint { text += "; hint: \(hint)" }
-        switch kind {
-        case .authenticationFailed:
-            text += " — check the user and password in --postgres-url / DATABASE_URL, PGPASSWORD or ~/.pgpass"
-        case .connectionFailed:
-            text += " — is the server running and reachable? check --postgres-url / DATABASE_URL or the PG* environment"
-        default:
-            break
-        }
         return text
     }
 

@@ -31,19 +31,22 @@ package struct SearchIndexBuild: Sendable {
     package var sectionCount: Int
 
     /// True when the stage must exit 1 (SPEC §7: any failed document, 404 included).
-    package var hasFailures: Bool { !failures.isEmpty }
 }
 
 /// Why the search-index stage could not start: the site's location or its manifest.
 package enum SearchIndexError: Error, Sendable, CustomStringConvertible {
     case invalidLocation(String)
+    /// A local directory without `manifest.json`: a wrong path, not an outage.
+    case noManifest(location: String)
     case manifestUnreadable(location: String, reason: String)
     case manifestInvalid(location: String, DocsManifestError)
 
     package var description: String {
         switch self {
         case .invalidLocation(let location):
-            "documentation location \"\(location)\" is neither a directory nor an http(s) URL (check --docs / SYNC_DOCS)"
+            "documentation location \"\(location)\" is neither a directory nor an http(s) URL"
+        case .noManifest(let location):
+            "\(location) holds no manifest.json"
         case .manifestUnreadable(let location, let reason):
             "cannot read the documentation manifest \(location): \(reason)"
         case .manifestInvalid(let location, let error):
@@ -70,6 +73,10 @@ package struct SearchIndexBuilder: Sendable {
     /// manifest cannot be read or is invalid.
     package func build() async throws(SearchIndexError) -> SearchIndexBuild {
         let source = try DocumentSource(location: location)
+        if case .directory(let root) = source,
+           !FileManager.default.fileExists(atPath: root.appendingPathComponent("manifest.json").path) {
+            throw .noManifest(location: location)
+        }
         let fetcher = DocumentFetcher(source: source, timeout: timeout, retries: retries, concurrency: concurrency)
         defer { fetcher.finish() }
 

@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import Postgres
-import RESP
 import SearchIndex
 import Timestamps
 import Valkey
+import Writers
 
 /// One invocation: resolves the configuration, connects, takes the run lock when the work
 /// writes, runs it, records the summary, and turns the outcome into the exit code of SPEC §8.
@@ -74,7 +74,7 @@ struct JobRunner: Sendable {
         // A server still loading its data set answers LOADING for a few seconds: wait for it.
         for _ in 0..<40 {
             do {
-                _ = try await valkey.send("PING")
+                try await valkey.ping()
                 break
             } catch let error as ValkeyError where error.isTemporaryReply {
                 logger.notice("Valkey is not ready yet; waiting", metadata: ["reply": "\(error.message)"])
@@ -129,8 +129,8 @@ struct JobRunner: Sendable {
                     try await runStage(stage, postgres: postgres, valkey: valkey, report: &report)
                 }
             } catch {
-                let code = Self.exitCode(for: error)
-                report.failure = "\(error)"
+                let code = ExitCodes.code(for: error)
+                report.failure = "\(error)\(ExitCodes.hint(for: error))"
                 report.seconds = (ContinuousClock.now - started).seconds
                 print(report.summaryLine)
                 logger.error("stage failed", metadata: ["stage": "\(stage.rawValue)", "error": "\(error)", "exit_code": "\(code)"])
@@ -178,15 +178,9 @@ struct JobRunner: Sendable {
     /// and the metrics file.
     func record(_ summary: RunSummary, valkey: (any ValkeyClient)?) async {
         if !dryRun, let valkey {
-            let latest = configuration.keys.key(.lastRun)
-            var batch = CommandBatch()
-            batch.append("SET", latest, summary.json)
-            batch.append("SET", latest + ":" + summary.commandKey, summary.json)
+            let batch = RunRecordWriter(templates: configuration.keys).record(summary.json, command: summary.commandKey)
             do {
-                let outcome = try await valkey.executeCountingErrors(batch)
-                if let refused = outcome.firstErrors.first {
-                    logger.warning("Valkey refused the run summary", metadata: ["server": "\(valkey.serverDescription)", "error": "\(refused.message)"])
-                }
+                try await valkey.sendCounting(batch, doing: "the run summary")
             } catch {
                 logger.warning("could not write the run summary", metadata: ["error": "\(error)"])
             }
@@ -201,35 +195,10 @@ struct JobRunner: Sendable {
     }
 
     func fail(_ error: any Error, context: String) -> Int32 {
-        let code = Self.exitCode(for: error)
+        let code = ExitCodes.code(for: error)
         logger.error("\(context) failed", metadata: ["error": "\(error)", "exit_code": "\(code)"])
-        FileHandle.standardError.write(Data("sync-job: \(context): \(error)\n".utf8))
+        FileHandle.standardError.write(Data("sync-job: \(context): \(error)\(ExitCodes.hint(for: error))\n".utf8))
         return code
-    }
-
-    /// SPEC §8: 64 configuration or credentials, 75 temporary, 1 a stage failed.
-    static func exitCode(for error: any Error) -> Int32 {
-        switch error {
-        case let error as ValkeyError:
-            return error.isTemporaryReply ? 75 : error.kind.exitCode
-        case let failure as StageFailure where failure.temporary:
-            return 75
-        case let error as PostgresError:
-            switch error.kind {
-            case .authenticationFailed: return 64
-            case .connectionFailed, .connectionLost, .timeout: return 75
-            case .query, .decoding: return 1
-            }
-        case is ConfigurationError:
-            return 64
-        case let error as SearchIndexError:
-            // A manifest that cannot be fetched may be a passing outage; a bad location or
-            // manifest needs an operator.
-            if case .manifestUnreadable = error { return 75 }
-            return 64
-        default:
-            return 1
-        }
     }
 
     /// Ends the invocation: by the signal that stopped it, else with `code` (75 when

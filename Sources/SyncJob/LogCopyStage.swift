@@ -27,9 +27,7 @@ struct LogCopyStage: Sendable {
     }
 
     func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
-        let store = WatermarkStore(connection: valkey) { [keys = configuration.keys] table in
-            keys.key(.watermark, ["table": table])
-        }
+        let store = WatermarkStore(connection: valkey, templates: configuration.keys)
         let databaseNow = try await postgres.databaseNow()
         let cutoff = Timestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
         let watermark = try await store.read(table.name)
@@ -159,15 +157,15 @@ struct LogCopyStage: Sendable {
         func acknowledge(_ page: InFlightPage) async throws {
             if let task = page.task {
                 let result = try await task.value
-                guard result.errorCount == 0 else {
-                    throw StageFailure(temporary: result.firstErrors.contains { ValkeyError.isTemporaryReply($0.message) },
-                        "Valkey \(valkey.serverDescription) refused \(result.errorCount) of \(result.commandCount) commands of a \(table.name) page; "
-                            + "first: \(result.firstErrors.first?.message ?? "?"); the watermark stays at \(outcome.watermark?.rfc3339 ?? "none")")
+                if let first = result.firstErrors.first {
+                    throw CacheRefusal(server: valkey.serverDescription,
+                                       what: "\(result.errorCount) of \(result.commandCount) commands of a \(table.name) page (the watermark stays at \(outcome.watermark?.rfc3339 ?? "none"))",
+                                       reply: first.message)
                 }
                 // Acknowledged means replicated: a failover must not drop what the watermark passed.
                 try await valkey.waitForReplication(required: configuration.waitReplicas)
             }
-            guard let last = page.lastTimestamp, let store, last > (outcome.watermark ?? last.moved(by: .microseconds(-1))) else { return }
+            guard let store, let last = WatermarkRule.next(current: outcome.watermark, acknowledgedPageEndingAt: page.lastTimestamp) else { return }
             // Writes stay in order; none waits for the next page.
             try await watermarkWrite?.value
             watermarkWrite = Task { try await store.write(table.name, last) }
@@ -243,21 +241,5 @@ struct InFlightPage {
 /// A stage that could not complete for a reason of its own (exit 1).
 struct StageFailure: Error, CustomStringConvertible {
     var description: String
-    /// The server answered that it cannot serve now (LOADING, TRYAGAIN, ...): exit 75.
-    var temporary = false
     init(_ description: String) { self.description = description }
-    init(temporary: Bool, _ description: String) {
-        self.description = description
-        self.temporary = temporary
-    }
-
-    /// Valkey refused `what` with `reply`: the server's words, and 75 for the temporary
-    /// replies of SPEC §10 (READONLY, LOADING, ...), 1 for the rest (OOM, MISCONF, ...).
-    static func refused(by server: String, _ what: String, reply: String) -> StageFailure {
-        StageFailure(temporary: ValkeyError.isTemporaryReply(reply), "Valkey \(server) refused \(what): \(reply)")
-    }
-}
-
-func quoteIdentifier(_ name: String) -> String {
-    "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

@@ -49,38 +49,77 @@ struct RunSummary: Sendable {
         return kilobytes * 1024
     }
 
-    var json: String {
-        let stageObjects = stages.map { stage in
-            var fields = [
-                "\"stage\":\(JSONText.quote(stage.stage.rawValue))",
-                "\"seconds\":\(String(format: "%.3f", stage.seconds))",
-                "\"outcome\":\(JSONText.quote(stage.failure == nil ? "success" : "failed"))",
-                "\"counts\":{" + stage.counts.map { "\(JSONText.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}",
-            ]
-            if !stage.facts.isEmpty {
-                fields.append("\"facts\":{" + stage.facts.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}")
-            }
-            if let failure = stage.failure { fields.append("\"error\":\(JSONText.quote(failure))") }
-            return "{" + fields.joined(separator: ",") + "}"
-        }
-        var fields: [String] = [
-            "\"command\":\(JSONText.quote(command))",
-            "\"outcome\":\(JSONText.quote(outcome))",
-            "\"exit_code\":\(exitCode)",
-            "\"started_at\":\(JSONText.quote(Self.timestamp(startedAt)))",
-            "\"finished_at\":\(JSONText.quote(Self.timestamp(finishedAt)))",
-            "\"seconds\":\(String(format: "%.3f", finishedAt.timeIntervalSince(startedAt)))",
-            "\"host\":\(JSONText.quote(ProcessInfo.processInfo.hostName))",
-            "\"peak_rss_bytes\":\(peakRSSBytes)",
-            "\"stages\":[" + stageObjects.joined(separator: ",") + "]",
-        ]
-        if let error { fields.append("\"error\":\(JSONText.quote(error))") }
-        if let stoppedBy { fields.append("\"stopped_by\":\(JSONText.quote(stoppedBy))") }
-        return "{" + fields.joined(separator: ",") + "}"
-    }
+    /// The JSON of `sync:last_run`.
+    var json: String { RunRecord(self).json }
 
     static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+}
+
+/// The JSON of `sync:last_run` and `sync:last_run:COMMAND`: written by a run, read back by
+/// `status`.
+struct RunRecord: Codable, Sendable, Equatable {
+    var command: String
+    var outcome: String
+    var exitCode: Int32
+    var startedAt: String
+    var finishedAt: String
+    var seconds: Double
+    var host: String
+    var peakRSSBytes: Int
+    var stages: [StageRecord]
+    var error: String?
+    var stoppedBy: String?
+
+    struct StageRecord: Codable, Sendable, Equatable {
+        var stage: String
+        var seconds: Double
+        var outcome: String
+        var counts: [String: Int]
+        var facts: [String: String]?
+        var error: String?
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case command, outcome, seconds, host, stages, error
+        case exitCode = "exit_code", startedAt = "started_at", finishedAt = "finished_at"
+        case peakRSSBytes = "peak_rss_bytes", stoppedBy = "stopped_by"
+    }
+
+    init(_ summary: RunSummary) {
+        command = summary.command
+        outcome = summary.outcome
+        exitCode = summary.exitCode
+        startedAt = RunSummary.timestamp(summary.startedAt)
+        finishedAt = RunSummary.timestamp(summary.finishedAt)
+        seconds = Self.milliseconds(summary.finishedAt.timeIntervalSince(summary.startedAt))
+        host = ProcessInfo.processInfo.hostName
+        peakRSSBytes = summary.peakRSSBytes
+        stages = summary.stages.map { stage in
+            StageRecord(stage: stage.stage.rawValue, seconds: Self.milliseconds(stage.seconds),
+                        outcome: stage.failure == nil ? "success" : "failed",
+                        counts: Dictionary(stage.counts, uniquingKeysWith: { $1 }),
+                        facts: stage.facts.isEmpty ? nil : Dictionary(stage.facts, uniquingKeysWith: { $1 }),
+                        error: stage.failure)
+        }
+        error = summary.error
+        stoppedBy = summary.stoppedBy
+    }
+
+    /// Seconds rounded to the millisecond.
+    static func milliseconds(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// A stored record; nil when the text is not one.
+    init?(json: String) {
+        guard let record = try? JSONDecoder().decode(RunRecord.self, from: Data(json.utf8)) else { return nil }
+        self = record
     }
 }
 

@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Postgres
-import RESP
 import Timestamps
 import Valkey
 import Watermarks
@@ -32,15 +31,15 @@ struct Verification {
             }
         }
         // Whole milliseconds, the precision of the index scores.
-        start = Timestamp(microsecondsSinceEpoch: (start.microsecondsSinceEpoch + 999) / 1000 * 1000)
+        start = start.ceilingMillisecond
+        let store = WatermarkStore(connection: valkey, templates: configuration.keys)
         var differing = 0
         for (stage, table) in [(Stage.usageLogs, LogTable.usageLogs), (.reportLogs, .reportUsageLogs)] {
-            let watermarkKey = configuration.keys.key(.watermark, ["table": table.name])
-            guard let raw = try await valkey.send("GET", watermarkKey).string else {
+            guard let watermark = try await store.read(table.name) else {
                 print("\(table.name): no watermark yet, nothing to verify")
                 continue
             }
-            guard let watermark = Timestamp(rfc3339: raw) else { throw WatermarkError(key: watermarkKey, value: raw) }
+            let raw = watermark.rfc3339
             guard start <= watermark else {
                 print("\(table.name): the watermark \(raw) is before the start \(start.rfc3339), nothing to verify")
                 continue
@@ -91,89 +90,38 @@ struct Verification {
         for row in rows { counts[try row[0].decode(String.self)!] = try row[1].decode(Int.self) ?? 0 }
         // Every day of the range, also those PostgreSQL has no rows for.
         var days: [String] = []
-        var day = Timestamp(microsecondsSinceEpoch: start.microsecondsSinceEpoch / 86_400_000_000 * 86_400_000_000)
+        var day = start.startOfDay
         while day <= watermark {
             days.append(String(day.rfc3339.prefix(10)))
             day = day.moved(by: .seconds(86_400))
         }
-        let global = configuration.keys.key(table.indexes[0])
-        var batch = CommandBatch()
-        for name in days {
-            let (low, high) = dayBounds(name, from: start, through: watermark)
-            // Scores are milliseconds: [low, high) in whole milliseconds.
-            batch.append("ZCOUNT", global, low.unixSecondsMillisTruncated,
-                         "(" + Timestamp(microsecondsSinceEpoch: (high.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated)
-        }
-        let replies = try await valkey.execute(batch)
-        return zip(days, replies).map { DayCount(day: $0, postgres: counts[$0] ?? 0, valkey: Int($1.int ?? -1)) }
+        let ranges = days.map { dayBounds($0, from: start, through: watermark) }.map { (low: $0.0, high: $0.1) }
+        let replies = try await RepairWriter(templates: configuration.keys, table: table).counts(ranges, valkey)
+        return zip(days, replies).map { DayCount(day: $0, postgres: counts[$0] ?? 0, valkey: $1) }
     }
 
-    /// Removes the entries indexed in [from, until) whose rows PostgreSQL no longer has:
-    /// the hash, and the member from every index that names it.
+    /// Removes the entries indexed in [from, until) whose rows PostgreSQL no longer has,
+    /// a page of ids at a time: the ids matched by the primary key, the deletions pipelined.
     private func removeVanished(_ table: LogTable, from: Timestamp, until: Timestamp,
                                 postgres: PostgresConnection, valkey: any ValkeyClient) async throws -> Int {
-        let keys = configuration.keys
-        let global = keys.key(table.indexes[0])
-        let untilScore = "(" + Timestamp(microsecondsSinceEpoch: (until.microsecondsSinceEpoch + 999) / 1000 * 1000).unixSecondsMillisTruncated
+        let writer = RepairWriter(templates: configuration.keys, table: table)
         var offset = 0
         var removed = 0
         let chunk = 1000
         while true {
-            let ids = (try await valkey.send("ZRANGEBYSCORE", global, from.unixSecondsMillisTruncated, untilScore,
-                                             "LIMIT", String(offset), String(chunk)).array ?? []).compactMap(\.string)
+            let ids = try await writer.indexedIDs(from: from, until: until, offset: offset, limit: chunk, valkey)
             if ids.isEmpty { break }
+            // Only well-formed ids can be rows; the others are removed as vanished.
+            let uuids = ids.filter { UUID(uuidString: $0) != nil }
             let present = Set(try await postgres.query(
-                "select id::text from \(quoteIdentifier(table.name)) where id::text = any($1::text[])",
-                [.text("{" + ids.joined(separator: ",") + "}")]).compactMap { try $0[0].decode(String.self) })
-            let vanished = ids.filter { !present.contains($0) }
-            for id in vanished {
-                try await removeEntry(id, table: table, valkey: valkey)
-            }
+                "select id::text from \(quoteIdentifier(table.name)) where id = any($1::uuid[])",
+                [.text("{" + uuids.joined(separator: ",") + "}")]).compactMap { try $0[0].decode(String.self) })
+            let vanished = ids.filter { !present.contains($0.lowercased()) }
+            try await writer.remove(vanished, valkey)
             removed += vanished.count
             offset += ids.count - vanished.count
             if ids.count < chunk { break }
         }
         return removed
-    }
-
-    private func removeEntry(_ id: String, table: LogTable, valkey: any ValkeyClient) async throws {
-        let keys = configuration.keys
-        let entryTemplate = keys[table.entry]
-        let fields = Array(Set(table.indexes.flatMap { keys[$0].fields } + entryTemplate.fields).subtracting(["id"])).sorted()
-        var values: [String: String] = ["id": id]
-        var entryKey = entryTemplate.render(prefix: keys.prefix, values)
-        if let key = entryKey, !fields.isEmpty {
-            let reply = try await valkey.send(["HMGET", key] + fields)
-            for (field, value) in zip(fields, reply.array ?? []) {
-                if let text = value.string, !text.isEmpty { values[field] = text }
-            }
-        }
-        entryKey = entryTemplate.render(prefix: keys.prefix, values)
-        var batch = CommandBatch()
-        if let entryKey { batch.append("UNLINK", entryKey) }
-        var indexKeys = table.indexes.compactMap { keys[$0].render(prefix: keys.prefix, values) }
-        if indexKeys.count < table.indexes.count {
-            // The hash is gone, so its per-key indexes are unknown: ask every registered one.
-            indexKeys += try await registeredIndexKeys(table, valkey: valkey)
-        }
-        for key in Set(indexKeys) { batch.append("ZREM", key, id) }
-        let outcome = try await valkey.executeCountingErrors(batch)
-        if let refused = outcome.firstErrors.first {
-            throw StageFailure.refused(by: valkey.serverDescription, "\(outcome.errorCount) command(s) removing the vanished entry \(id) of \(table.name)",
-                                       reply: refused.message)
-        }
-    }
-
-    private func registeredIndexKeys(_ table: LogTable, valkey: any ValkeyClient) async throws -> [String] {
-        let registry = configuration.keys.indexRegistryKey(table: table.name)
-        var cursor = "0"
-        var result: [String] = []
-        repeat {
-            let parts = try await valkey.send("SSCAN", registry, cursor, "COUNT", "1000").array ?? []
-            guard parts.count == 2 else { break }
-            cursor = parts[0].string ?? "0"
-            result += (parts[1].array ?? []).compactMap(\.string)
-        } while cursor != "0"
-        return result
     }
 }

@@ -26,6 +26,11 @@ extension ValkeyClient {
     package func send(_ arguments: String...) async throws -> RESPValue {
         try await send(arguments)
     }
+
+    /// PING: whether the server serves commands now (a loading server answers LOADING).
+    package func ping() async throws {
+        _ = try await send("PING")
+    }
 }
 
 extension ValkeyConnection: ValkeyClient {}

@@ -90,7 +90,7 @@ package enum ClusterRedirect: Sendable, Hashable {
     case moved(slot: UInt16, node: ClusterNodeAddress)
     /// `ASK slot host:port`: this one command goes to `node`, preceded by `ASKING`.
     case ask(slot: UInt16, node: ClusterNodeAddress)
-    /// TRYAGAIN, CLUSTERDOWN or LOADING: the same node, after a pause.
+    /// `ValkeyReply.retriedInCluster` (TRYAGAIN, CLUSTERDOWN, LOADING): the same node, after a pause.
     case retryLater
 
     package init?(_ message: String) {
@@ -104,7 +104,7 @@ package enum ClusterRedirect: Sendable, Hashable {
             guard words.count >= 3, let slot = UInt16(words[1]), slot < HashSlot.count,
                   let node = ClusterNodeAddress(words[2]) else { return nil }
             self = words[0] == "MOVED" ? .moved(slot: slot, node: node) : .ask(slot: slot, node: node)
-        case "TRYAGAIN", "CLUSTERDOWN", "LOADING":
+        case let code? where ValkeyReply.retriedInCluster.contains(code):
             self = .retryLater
         default:
             return nil

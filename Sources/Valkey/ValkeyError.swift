@@ -1,11 +1,6 @@
 /// A failure talking to Valkey: which server, what kind, and a message that never holds a password.
 package struct ValkeyError: Error, Sendable, CustomStringConvertible {
-    /// What went wrong. The program maps kinds to exit codes (SPEC §8):
-    /// - 64 (bad usage or configuration): `invalidConfiguration`, `authenticationFailed`,
-    ///   `tlsFailed` (a certificate or TLS setting the server or client rejects);
-    /// - 75 (temporary, retry on the next schedule): `connectionFailed`, `timeout`,
-    ///   `connectionClosed`, `protocolError`;
-    /// - 1 (a stage failed): `server`, an error reply to a command.
+    /// What went wrong; the program decides what each kind means for the run.
     package enum Kind: Sendable, Hashable, CustomStringConvertible {
         /// A bad URL, option or unreadable file; the message names the setting.
         case invalidConfiguration
@@ -23,15 +18,6 @@ package struct ValkeyError: Error, Sendable, CustomStringConvertible {
         case protocolError
         /// The server answered a command with an error reply.
         case server
-
-        /// The process exit code of SPEC §8 for this kind of failure.
-        package var exitCode: Int32 {
-            switch self {
-            case .invalidConfiguration, .authenticationFailed, .tlsFailed: return 64
-            case .connectionFailed, .timeout, .connectionClosed, .protocolError: return 75
-            case .server: return 1
-            }
-        }
 
         package var description: String {
             switch self {
@@ -58,19 +44,32 @@ package struct ValkeyError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// An error reply saying the server cannot serve right now (a replica after a failover,
-    /// loading its data, a cluster reconfiguring, a busy script), which a later run will get
-    /// past: exit 75, not 1. `OOM`, `MISCONF` and other refusals need an operator: exit 1.
-    package static func isTemporaryReply(_ message: String) -> Bool {
-        ["READONLY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"].contains { message.hasPrefix($0) }
-    }
-
-    package var isTemporaryReply: Bool { kind == .server && Self.isTemporaryReply(message) }
+    package var isTemporaryReply: Bool { kind == .server && ValkeyReply.isTemporary(message) }
 
     package var description: String {
         if let server {
             return "Valkey \(server): \(kind): \(message)"
         }
         return "Valkey: \(kind): \(message)"
+    }
+}
+
+/// What an error reply's first word says about the server (SPEC §10).
+package enum ValkeyReply {
+    /// The server cannot serve right now and will again without an operator: a replica after
+    /// a failover, loading its data, a cluster reconfiguring, a busy script. `OOM`, `MISCONF`
+    /// and other refusals need an operator.
+    package static let temporaryCodes: Set<Substring> = ["READONLY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"]
+    /// The temporary replies the cluster client retries itself, at the same node after a
+    /// pause; the others end the batch.
+    package static let retriedInCluster: Set<Substring> = ["TRYAGAIN", "CLUSTERDOWN", "LOADING"]
+
+    /// The reply's code: its first word ("OOM", "READONLY", ...).
+    package static func code(_ message: String) -> Substring {
+        message.prefix { $0 != " " }
+    }
+
+    package static func isTemporary(_ message: String) -> Bool {
+        temporaryCodes.contains(code(message))
     }
 }

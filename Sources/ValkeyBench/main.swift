@@ -17,9 +17,6 @@ struct BenchRun {
     static func main() async {
         do {
             try await run()
-        } catch let error as ValkeyError {
-            FileHandle.standardError.write(Data("valkey-bench: \(error)\n".utf8))
-            exit(error.kind.exitCode)
         } catch {
             FileHandle.standardError.write(Data("valkey-bench: \(error)\n".utf8))
             exit(1)

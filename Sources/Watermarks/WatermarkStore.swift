@@ -1,50 +1,68 @@
-import Postgres
 import RESP
 import Timestamps
 import Valkey
+import Writers
 
-/// Reads and advances the watermark of each log table (SPEC §3 `sync:watermark:${table}`).
+/// The watermark rule of SPEC §4: after a page is acknowledged (every command answered
+/// without error, and replicated where asked), the watermark moves to the page's last
+/// timestamp, and only forward. A page without rows, or one that ends at or before the
+/// current watermark (the overlap re-reading rows), leaves it where it is.
+package enum WatermarkRule {
+    /// Where the watermark moves after a page ending at `pageEnd` is acknowledged; nil when
+    /// it stays at `current`.
+    package static func next(current: Timestamp?, acknowledgedPageEndingAt pageEnd: Timestamp?) -> Timestamp? {
+        guard let pageEnd else { return nil }
+        if let current, pageEnd <= current { return nil }
+        return pageEnd
+    }
+}
+
+/// What a watermark key holds.
+package enum WatermarkReading: Sendable, Hashable {
+    /// No key: the table was never copied (or the cache was lost), a full copy of the window follows.
+    case absent
+    /// A timestamp.
+    case at(Timestamp)
+    /// Something else, verbatim: reported as such, never taken for absent.
+    case malformed(String)
+
+    package init(_ text: String?) {
+        guard let text else { self = .absent; return }
+        self = Timestamp(rfc3339: text).map(WatermarkReading.at) ?? .malformed(text)
+    }
+}
+
+/// Reads and writes the watermark of each log table (SPEC §3 `sync:watermark:${table}`): the
+/// one reader that the copy, `status` and `verify` use.
 package struct WatermarkStore: Sendable {
     package let connection: any ValkeyClient
-    private let keyForTable: @Sendable (String) -> String
+    package let templates: KeyTemplates
 
-    /// `keyForTable` gives the full key (prefix included) of a table's watermark.
-    package init(connection: any ValkeyClient, keyForTable: @escaping @Sendable (String) -> String) {
+    package init(connection: any ValkeyClient, templates: KeyTemplates) {
         self.connection = connection
-        self.keyForTable = keyForTable
+        self.templates = templates
     }
 
-    package func key(for table: String) -> String { keyForTable(table) }
+    package func key(for table: String) -> String { templates.key(.watermark, ["table": table]) }
 
-    /// The stored text, verbatim (nil when absent): what `status` prints.
-    package func rawValue(for table: String) async throws -> String? {
-        try await connection.send("GET", key(for: table)).string
+    /// What the key holds.
+    package func reading(_ table: String) async throws -> WatermarkReading {
+        WatermarkReading(try await connection.send("GET", key(for: table)).string)
     }
 
-    /// The table's watermark; nil when it was never set.
+    /// The table's watermark; nil when it was never set; a malformed value throws.
     package func read(_ table: String) async throws -> Timestamp? {
-        guard let text = try await rawValue(for: table) else { return nil }
-        guard let value = Timestamp(rfc3339: text) else {
-            throw WatermarkError(key: key(for: table), value: text)
+        switch try await reading(table) {
+        case .absent: return nil
+        case .at(let value): return value
+        case .malformed(let text): throw WatermarkError(key: key(for: table), value: text)
         }
-        return value
     }
 
-    /// Stores `value` as is. The caller guarantees it is later than the stored watermark (the
-    /// copy keeps the current one in memory; the run lock keeps other runs out).
+    /// Stores `value`. The caller moves it by `WatermarkRule` alone, after an acknowledged
+    /// page; the run lock keeps other runs out.
     package func write(_ table: String, _ value: Timestamp) async throws {
         _ = try await connection.send("SET", key(for: table), value.rfc3339)
-    }
-
-    /// Moves the watermark to `value` unless it already stands there or later; a watermark
-    /// never moves backwards. Call it only once every command of the page was acknowledged.
-    /// Returns the watermark after the call.
-    @discardableResult
-    package func advance(_ table: String, to value: Timestamp) async throws -> Timestamp {
-        // One run at a time holds the lock (SPEC §8), so read-then-write cannot race another run.
-        if let current = try await read(table), current >= value { return current }
-        _ = try await connection.send("SET", key(for: table), value.rfc3339)
-        return value
     }
 }
 

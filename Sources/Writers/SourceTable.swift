@@ -1,8 +1,15 @@
+import Postgres
+
 /// A PostgreSQL table of SPEC §2 the job copies, with the columns it reads in hash-field order.
 package struct SourceTable: Sendable, Hashable {
     /// The table name in PostgreSQL, also `${table}` of the watermark key.
     package let name: String
     package let columns: [String]
+
+    /// `select` of the columns, in order, from the table.
+    package var selectAll: String {
+        "select " + columns.map(quoteIdentifier).joined(separator: ", ") + " from " + quoteIdentifier(name)
+    }
 
     package static let usageLogs = SourceTable(name: "usage_logs", columns: [
         "id", "api_key_id", "asset", "price", "source", "cached", "latency_ms", "duration_ms",

@@ -244,8 +244,9 @@ struct SampleSiteTests {
         await #expect {
             try await SearchIndexBuilder(location: missing).build()
         } throws: { error in
-            guard case .manifestUnreadable(let location, _)? = error as? SearchIndexError else { return false }
-            return location == missing + "/manifest.json"
+            // A directory without a manifest is a wrong location (exit 64), not an outage.
+            guard case .noManifest(let location)? = error as? SearchIndexError else { return false }
+            return location == missing
         }
         let server = try DocsServer(arguments: ["--fail-prefix", "/manifest.json", "--fail-status", "503"])
         await #expect {

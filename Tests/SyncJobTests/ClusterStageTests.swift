@@ -64,20 +64,27 @@ struct ClusterStageTests {
                 let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 var migrations = 0
                 let deadline = ContinuousClock.now + .seconds(180)
+                let watermarkKey = "sync:watermark:usage_logs"
+                let ended: @Sendable () -> Bool = { !process.isRunning }
+                /// Until one more page is acknowledged (or the copy ended).
+                func nextPage() async throws {
+                    _ = try await job.waitForChange(of: watermarkKey, from: try await job.string(watermarkKey), unless: ended)
+                }
                 do {
-                    try await Task.sleep(for: .milliseconds(300))
-                    // Back and forth while the copy runs, pausing half-way so that writes meet
-                    // both a half-migrated slot (ASK) and a moved one (MOVED). Bounded: a job
-                    // that never ends is stopped below and fails the test.
+                    _ = try await job.waitForKey(watermarkKey, unless: ended)
+                    // Back and forth while the copy runs, each half-way state held until a page
+                    // was written through it, so that writes meet both a half-migrated slot
+                    // (ASK) and a moved one (MOVED). Bounded: a job that never ends is stopped
+                    // below and fails the test.
                     while (process.isRunning || migrations < 2) && ContinuousClock.now < deadline {
                         let (source, target) = migrations % 2 == 0 ? (home, away) : (away, home)
                         try await admin.beginMigration(slot, from: source, to: target)
                         try await admin.moveKeys(slot, from: source, to: target)
-                        try await Task.sleep(for: .milliseconds(250))
+                        try await nextPage()
                         try await admin.moveKeys(slot, from: source, to: target)
                         try await admin.finishMigration(slot, to: target)
                         migrations += 1
-                        try await Task.sleep(for: .milliseconds(250))
+                        try await nextPage()
                     }
                     if migrations % 2 == 1 { try await admin.migrate(slot, from: away, to: home) }
                 } catch {
@@ -109,9 +116,13 @@ struct ClusterStageTests {
                 let victim = try ClusterAdmin.ports[1]
                 let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 do {
-                    try await Task.sleep(for: .milliseconds(700))
+                    // Killed once the copy has written, restarted once the job saw it (it
+                    // ended) or wrote on past it (the victim owned none of the page's slots).
+                    let watermarkKey = "sync:watermark:usage_logs"
+                    _ = try await job.waitForKey(watermarkKey) { !process.isRunning }
                     try await ClusterAdmin.kill(port: victim)
-                    try await Task.sleep(for: .milliseconds(800))
+                    let killedAt = try await job.string(watermarkKey)
+                    _ = try await job.waitForChange(of: watermarkKey, from: killedAt) { !process.isRunning }
                     try await ClusterAdmin.restart(port: victim)
                 } catch {
                     try? await ClusterAdmin.restart(port: victim)

@@ -251,6 +251,19 @@ final class JobHarness: Sendable {
         return false
     }
 
+    /// Waits (at most two minutes, polling) until `key` holds something other than `value`:
+    /// e.g. the watermark after one more acknowledged page. False when `gaveUp` (the run
+    /// ended) or the time ran out first.
+    func waitForChange(of key: String, from value: String?, unless gaveUp: @Sendable () -> Bool = { false }) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if try await string(key) != value { return true }
+            if gaveUp() { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// Waits for a started process on a Dispatch thread, leaving the cooperative pool free.
     static func waitForExit(_ process: Process) async {
         await withCheckedContinuation { continuation in

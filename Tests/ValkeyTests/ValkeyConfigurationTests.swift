@@ -82,13 +82,4 @@ import Valkey
             }
         }
     }
-
-    @Test func exitCodes() {
-        #expect(ValkeyError.Kind.invalidConfiguration.exitCode == 64)
-        #expect(ValkeyError.Kind.authenticationFailed.exitCode == 64)
-        #expect(ValkeyError.Kind.tlsFailed.exitCode == 64)
-        for kind in [ValkeyError.Kind.connectionFailed, .timeout, .connectionClosed, .protocolError] {
-            #expect(kind.exitCode == 75)
-        }
-    }
 }

@@ -1,0 +1,197 @@
+import Postgres
+import RESP
+import Valkey
+
+/// The API-key family (SPEC §5): one hash per `api_keys` row, without TTL, and a registry
+/// set of every key written, so that a later run can delete the keys of rows deleted or
+/// rotated since without KEYS or a SCAN of the keyspace. No API key string reaches a message.
+package struct APIKeyWriter: Sendable {
+    package let templates: KeyTemplates
+
+    package init(templates: KeyTemplates) {
+        self.templates = templates
+    }
+
+    package var registryKey: String { templates.prefix + "sync:api_keys" }
+    package var columns: [String] { SourceTable.apiKeys.columns }
+    package var query: String { SourceTable.apiKeys.selectAll + " order by id" }
+
+    /// One hash to write.
+    package struct Entry: Sendable {
+        package var key: String
+        package var values: [String]
+    }
+
+    /// A row that is not written, by its id only: the other values may be sensitive.
+    package struct Skip: Sendable, Hashable {
+        package var id: String
+        package var reason: String
+    }
+
+    package struct Plan: Sendable {
+        package var entries: [Entry] = []
+        package var keys = Set<String>()
+        package var skipped: [Skip] = []
+        package var revoked = 0
+    }
+
+    /// The hashes `rows` (read with `query`) become, each rendered by the `api_key` template.
+    package func plan(_ rows: [PostgresRow]) throws -> Plan {
+        var plan = Plan()
+        let template = templates[.apiKey]
+        let prefix = Array(templates.prefix.utf8)
+        let apiKeyColumn = columns.firstIndex(of: "api_key")!
+        let revokedColumn = columns.firstIndex(of: "revoked")
+        let encodings = rows.first.map { first in (0..<first.count).map { FieldEncoding(typeOID: first[$0].typeOID) } } ?? []
+        for row in rows {
+            let id = row[0].text ?? "?"
+            if let revokedColumn, (try? row[revokedColumn].decode(Bool.self)) == true { plan.revoked += 1 }
+            guard !row[apiKeyColumn].isNull else {
+                plan.skipped.append(Skip(id: id, reason: "the api_key is NULL"))
+                continue
+            }
+            var values: [String] = []
+            values.reserveCapacity(columns.count)
+            for column in 0..<columns.count { values.append(try encodings[column].encode(row[column])) }
+            guard let keyBytes = template.render(prefix: prefix, { name in
+                guard let index = columns.firstIndex(of: name), !row[index].isNull else { return nil }
+                return Array(values[index].utf8)
+            }) else {
+                plan.skipped.append(Skip(id: id, reason: "the key template names a NULL column"))
+                continue
+            }
+            let key = String(decoding: keyBytes, as: UTF8.self)
+            guard plan.keys.insert(key).inserted else {
+                plan.skipped.append(Skip(id: id, reason: "it renders the same key as an earlier row"))
+                continue
+            }
+            plan.entries.append(Entry(key: key, values: values))
+        }
+        return plan
+    }
+
+    /// SADD of every key to be written: sent first, so that a run killed half-way still
+    /// knows every key it may have written.
+    package func registration(of keys: Set<String>) -> CommandBatch {
+        var batch = CommandBatch()
+        for chunk in keys.sorted().chunks(of: 1000) {
+            batch.appendCommand(argumentCount: 2 + chunk.count)
+            batch.appendArgument("SADD")
+            batch.appendArgument(registryKey)
+            for key in chunk { batch.appendArgument(key) }
+        }
+        return batch
+    }
+
+    /// One HSET per entry.
+    package func hashes(_ entries: ArraySlice<Entry>) -> CommandBatch {
+        var batch = CommandBatch()
+        for entry in entries {
+            batch.appendCommand(argumentCount: 2 + 2 * columns.count)
+            batch.appendArgument("HSET")
+            batch.appendArgument(entry.key)
+            for (column, value) in zip(columns, entry.values) {
+                batch.appendArgument(column)
+                batch.appendArgument(value)
+            }
+        }
+        return batch
+    }
+
+    /// Deletes `stale` keys and forgets them. One DEL per key: in cluster mode the keys live
+    /// in different slots.
+    package func removal(of stale: Set<String>) -> CommandBatch {
+        var batch = CommandBatch()
+        let sorted = stale.sorted()
+        for key in sorted { batch.append("DEL", key) }
+        for chunk in sorted.chunks(of: 1000) { batch.append(["SREM", registryKey] + chunk) }
+        return batch
+    }
+
+    /// The keys an earlier run wrote.
+    package func registeredKeys(_ valkey: any ValkeyClient) async throws -> Set<String> {
+        try await SetScan.members(of: registryKey, in: valkey)
+    }
+}
+
+/// The application parameters (SPEC §5): one hash, replaced atomically by building it under
+/// a temporary key and renaming it over the old one.
+package struct ParamsWriter: Sendable {
+    package let key: String
+
+    package init(templates: KeyTemplates) {
+        key = templates.key(.appParams)
+    }
+
+    package static let query = SourceTable.applicationParameters.selectAll + " order by name"
+
+    /// The commands that replace the hash with `rows` (name, value), or delete it when there
+    /// are none. A NULL value becomes the empty string, as every other field does.
+    package func replacement(_ rows: [PostgresRow]) throws -> CommandBatch {
+        let temporary = AtomicReplacement.temporaryKey(for: key)
+        var batch = CommandBatch()
+        batch.append("DEL", temporary)
+        guard !rows.isEmpty else {
+            batch.append("DEL", key)
+            return batch
+        }
+        for part in rows.chunks(of: 500) {
+            batch.appendCommand(argumentCount: 2 + 2 * part.count)
+            batch.appendArgument("HSET")
+            batch.appendArgument(temporary)
+            for row in part {
+                batch.appendArgument(try row[0].decode(String.self) ?? "")
+                batch.appendArgument(try row[1].decode(String.self) ?? "")
+            }
+        }
+        batch.append("RENAME", temporary, key)
+        return batch
+    }
+}
+
+/// The search indexes (SPEC §7): one SET per language (atomic by itself), and the legacy key
+/// with the English index.
+package struct SearchIndexWriter: Sendable {
+    package let templates: KeyTemplates
+
+    package init(templates: KeyTemplates) {
+        self.templates = templates
+    }
+
+    /// SETs of each language's JSON, in the order of the languages' codes.
+    package func replacement<JSON: RESPArgument>(_ indexes: [String: JSON]) -> CommandBatch {
+        var batch = CommandBatch()
+        func set(_ key: String, _ json: JSON) {
+            batch.appendCommand(argumentCount: 3)
+            batch.appendArgument("SET")
+            batch.appendArgument(key)
+            batch.appendArgument(json)
+        }
+        for (language, json) in indexes.sorted(by: { $0.key < $1.key }) {
+            set(templates.key(.searchIndex, ["lang": language]), json)
+            if language == "en" { set(templates.key(.searchIndexLegacy), json) }
+        }
+        return batch
+    }
+}
+
+/// The run summaries (SPEC §8): `sync:last_run` and `sync:last_run:COMMAND`.
+package struct RunRecordWriter: Sendable {
+    package let key: String
+
+    package init(templates: KeyTemplates) {
+        key = templates.key(.lastRun)
+    }
+
+    package func record(_ json: String, command: String) -> CommandBatch {
+        var batch = CommandBatch()
+        batch.append("SET", key, json)
+        batch.append("SET", key + ":" + command, json)
+        return batch
+    }
+
+    /// The last run's summary as stored (nil when none was recorded).
+    package func lastRun(_ valkey: any ValkeyClient) async throws -> String? {
+        try await valkey.send("GET", key).string
+    }
+}

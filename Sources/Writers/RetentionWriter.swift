@@ -1,0 +1,164 @@
+import RESP
+import Timestamps
+import Valkey
+
+/// Retention of one log table's keys (SPEC §6): the global index's expired members name the
+/// entry hashes to delete; every registered per-API-key and per-asset index is trimmed, and
+/// forgotten once empty. Each call is one bounded chunk, so the caller decides where to stop.
+package struct RetentionWriter: Sendable {
+    package let templates: KeyTemplates
+    package let table: LogTable
+    /// The score bound of expired members: strictly below the cutoff's score.
+    package let bound: String
+
+    package init(templates: KeyTemplates, table: LogTable, cutoff: Timestamp) {
+        self.templates = templates
+        self.table = table
+        self.bound = "(" + cutoff.unixSecondsMillisTruncated
+    }
+
+    package var globalIndex: String { templates.key(table.indexes[0]) }
+    package var registry: String { templates.indexRegistryKey(table: table.name) }
+
+    /// An entry key made from the id alone can be named from the index; entries under any
+    /// other template expire by their own EXPIREAT.
+    package var entriesNamedByID: Bool { templates[table.entry].fields.allSatisfy { $0 == "id" } }
+
+    /// How many members of the global index have expired (a dry run's count).
+    package func expiredCount(_ valkey: any ValkeyClient) async throws -> Int {
+        Int(try await valkey.send("ZCOUNT", globalIndex, "-inf", bound).int ?? 0)
+    }
+
+    /// Removes up to `limit` expired members of the global index and their entry hashes.
+    /// Returns the entries and members removed, and how many members the chunk held (fewer
+    /// than `limit`: nothing is left).
+    package func removeExpiredEntries(limit: Int, _ valkey: any ValkeyClient) async throws -> (entries: Int, members: Int, visited: Int) {
+        let reply = try await valkey.send("ZRANGEBYSCORE", globalIndex, "-inf", bound, "LIMIT", "0", String(limit))
+        let ids = (reply.array ?? []).compactMap(\.string)
+        guard !ids.isEmpty else { return (0, 0, 0) }
+        var batch = CommandBatch()
+        if entriesNamedByID {
+            // One UNLINK per entry: in cluster mode the entries live in different slots.
+            let template = templates[table.entry]
+            for id in ids {
+                if let key = template.render(prefix: templates.prefix, ["id": id]) { batch.append("UNLINK", key) }
+            }
+        }
+        batch.append(["ZREM", globalIndex] + ids)
+        let replies = try await valkey.sendAll(batch, doing: "removing expired \(table.name) entries")
+        let entries = replies.dropLast().reduce(0) { $0 + Int($1.int ?? 0) }
+        return (entries, Int(replies.last?.int ?? 0), ids.count)
+    }
+
+    /// Visits the registered index keys chunk by chunk (the global index, trimmed with its
+    /// entries, left out) until `visit` returns false.
+    package func indexKeys(chunk: Int, _ valkey: any ValkeyClient, _ visit: ([String]) async throws -> Bool) async throws {
+        let global = globalIndex
+        try await SetScan.chunks(of: registry, count: chunk, in: valkey) { keys in
+            try await visit(keys.filter { $0 != global })
+        }
+    }
+
+    /// Counts the expired members of `keys` (a dry run).
+    package func expiredMembers(of keys: [String], _ valkey: any ValkeyClient) async throws -> Int {
+        var batch = CommandBatch()
+        for key in keys { batch.append("ZCOUNT", key, "-inf", bound) }
+        return try await valkey.sendAll(batch, doing: "counting expired \(table.name) index members").reduce(0) { $0 + Int($1.int ?? 0) }
+    }
+
+    /// Trims `keys` and forgets those left empty; returns the members removed.
+    package func trim(_ keys: [String], _ valkey: any ValkeyClient) async throws -> Int {
+        guard !keys.isEmpty else { return 0 }
+        var batch = CommandBatch()
+        for key in keys {
+            batch.append("ZREMRANGEBYSCORE", key, "-inf", bound)
+            batch.append("EXISTS", key)
+        }
+        let replies = try await valkey.sendAll(batch, doing: "trimming \(table.name) indexes")
+        var members = 0
+        var emptied: [String] = []
+        for (offset, key) in keys.enumerated() {
+            members += Int(replies[2 * offset].int ?? 0)
+            if replies[2 * offset + 1].int == 0 { emptied.append(key) }
+        }
+        if !emptied.isEmpty {
+            // SSCAN tolerates removals during the iteration.
+            var forget = CommandBatch()
+            forget.append(["SREM", registry] + emptied)
+            _ = try await valkey.sendAll(forget, doing: "forgetting emptied \(table.name) indexes")
+        }
+        return members
+    }
+}
+
+/// What `verify` reads of one log table's keys and what `verify --repair` deletes (SPEC §9):
+/// per-day counts of the global index, the ids indexed in a range, and the entries whose rows
+/// PostgreSQL no longer has.
+package struct RepairWriter: Sendable {
+    package let templates: KeyTemplates
+    package let table: LogTable
+
+    package init(templates: KeyTemplates, table: LogTable) {
+        self.templates = templates
+        self.table = table
+    }
+
+    package var globalIndex: String { templates.key(table.indexes[0]) }
+
+    /// Members of the global index scored in each [low, high), in whole milliseconds, one
+    /// ZCOUNT per range in one pipeline. -1 where the reply was not a number.
+    package func counts(_ ranges: [(low: Timestamp, high: Timestamp)], _ valkey: any ValkeyClient) async throws -> [Int] {
+        var batch = CommandBatch()
+        for range in ranges {
+            batch.append("ZCOUNT", globalIndex, range.low.unixSecondsMillisTruncated, "(" + range.high.ceilingMillisecond.unixSecondsMillisTruncated)
+        }
+        return try await valkey.sendAll(batch, doing: "counting \(table.name) index members").map { Int($0.int ?? -1) }
+    }
+
+    /// Up to `limit` ids indexed in [from, until), skipping the first `offset`.
+    package func indexedIDs(from: Timestamp, until: Timestamp, offset: Int, limit: Int, _ valkey: any ValkeyClient) async throws -> [String] {
+        let reply = try await valkey.send("ZRANGEBYSCORE", globalIndex, from.unixSecondsMillisTruncated,
+                                          "(" + until.ceilingMillisecond.unixSecondsMillisTruncated,
+                                          "LIMIT", String(offset), String(limit))
+        return (reply.array ?? []).compactMap(\.string)
+    }
+
+    /// Removes the entries of `ids`: each hash, and the id from every index that names it,
+    /// in two pipelines (the hashes' index fields, then the deletions).
+    package func remove(_ ids: [String], _ valkey: any ValkeyClient) async throws {
+        guard !ids.isEmpty else { return }
+        let entryTemplate = templates[table.entry]
+        let fields = Array(Set(table.indexes.flatMap { templates[$0].fields } + entryTemplate.fields).subtracting(["id"])).sorted()
+        var values = ids.map { ["id": $0] }
+        if !fields.isEmpty {
+            var reads = CommandBatch()
+            var readFor: [Int] = []
+            for (position, id) in ids.enumerated() {
+                guard let key = entryTemplate.render(prefix: templates.prefix, ["id": id]) else { continue }
+                reads.append(["HMGET", key] + fields)
+                readFor.append(position)
+            }
+            let replies = try await valkey.sendAll(reads, doing: "reading vanished \(table.name) entries")
+            for (position, reply) in zip(readFor, replies) {
+                for (field, value) in zip(fields, reply.array ?? []) {
+                    if let text = value.string, !text.isEmpty { values[position][field] = text }
+                }
+            }
+        }
+        var registered: [String]?
+        var batch = CommandBatch()
+        for (id, known) in zip(ids, values) {
+            if let key = entryTemplate.render(prefix: templates.prefix, known) { batch.append("UNLINK", key) }
+            var indexKeys = table.indexes.compactMap { templates[$0].render(prefix: templates.prefix, known) }
+            if indexKeys.count < table.indexes.count {
+                // The hash is gone, so its per-key indexes are unknown: ask every registered one.
+                if registered == nil {
+                    registered = Array(try await SetScan.members(of: templates.indexRegistryKey(table: table.name), in: valkey))
+                }
+                indexKeys += registered ?? []
+            }
+            for key in Set(indexKeys).sorted() { batch.append("ZREM", key, id) }
+        }
+        try await valkey.sendCounting(batch, doing: "removing \(ids.count) vanished \(table.name) entr\(ids.count == 1 ? "y" : "ies")")
+    }
+}
