@@ -59,7 +59,11 @@ let package = Package(
 
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Timestamps"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
-        .testTarget(name: "ValkeyTests", dependencies: ["Valkey", "RESP", "ClusterTestSupport"]),
+        .testTarget(name: "ValkeyTests", dependencies: [
+            "Valkey", "RESP", "ClusterTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "WritersTests", dependencies: [
             "Writers", "Watermarks", "Timestamps", "Postgres", "RESP", "Valkey",
             .product(name: "NIOCore", package: "swift-nio"),
