@@ -49,7 +49,9 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
     private var failure: ValkeyError?
     private var context: ChannelHandlerContext?
     private var timeoutTask: Scheduled<Void>?
-    private var lastProgress = NIODeadline.now()
+    private var lastProgress = NIODeadline.uptimeNanoseconds(0)
+    /// The event loop's clock (virtual on an `EmbeddedEventLoop`, so tests drive the timeout).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
 
     init(server: String, commandTimeout: TimeAmount) {
         self.server = server
@@ -89,7 +91,7 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
         sinks.append(sink)
         if wasIdle {
             startHead()
-            lastProgress = .now()
+            lastProgress = now
             armTimeout(context: context)
         }
         outbound.append((bytes, promise))
@@ -152,7 +154,7 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
 
     private func processInbound() throws {
         var progressed = false
-        defer { if progressed { lastProgress = .now() } }
+        defer { if progressed { lastProgress = now } }
         while failure == nil {
             guard let head = sinks.first else {
                 // Nothing pending: only out-of-band pushes may arrive.
@@ -276,7 +278,7 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
             timeoutTask = nil
             guard failure == nil, !sinks.isEmpty, let context = self.context else { return }
             let due = lastProgress + commandTimeout
-            if NIODeadline.now() >= due {
+            if now >= due {
                 let seconds = Duration.nanoseconds(commandTimeout.nanoseconds).secondsText
                 failAndClose(ValkeyError(.timeout, server: server, message: "no reply for \(seconds) (the Valkey timeout) while commands were pending; the connection was closed"), context: context)
             } else {

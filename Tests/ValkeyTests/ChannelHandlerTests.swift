@@ -288,20 +288,16 @@ import Testing
 
     // MARK: Timeout
     //
-    // The handler measures "no reply for commandTimeout" with `NIODeadline.now()`, the real
-    // clock, not with the event loop's clock. Its timer is scheduled on the event loop at
-    // (real now + timeout), so on an EmbeddedEventLoop, whose clock starts at 0,
-    // `advanceTime(by: timeout)` does not reach it. The tests therefore let real time pass
-    // (short sleeps) and then advance the loop to the real present, which runs the timer.
+    // The handler reads the event loop's clock, so an EmbeddedEventLoop's virtual time drives
+    // the timer: no real time passes in these tests.
 
     @Test func commandTimeoutFailsThePendingRequest() throws {
         let h = try Harness(timeout: .milliseconds(100))
         let reply = h.single("BLPOP", "q", "0").reply
         let other = h.collect(2).reply
-        h.loop.advanceTime(to: .now())
+        h.loop.advanceTime(by: .milliseconds(99))
         #expect(state(reply) == nil, "not due yet")
-        sleep(milliseconds: 250)
-        h.loop.advanceTime(to: .now())
+        h.loop.advanceTime(by: .milliseconds(1))
         let error = try #require(failure(reply))
         #expect(error.kind == .timeout)
         #expect(error.message == "no reply for 0.1s (the Valkey timeout) while commands were pending; the connection was closed")
@@ -314,16 +310,16 @@ import Testing
         let h = try Harness(timeout: .milliseconds(1000))
         let first = h.single("GET", "a").reply
         let second = h.single("GET", "b").reply
-        sleep(milliseconds: 700)
+        h.loop.advanceTime(by: .milliseconds(700))
         try h.feed("+first\r\n")
         #expect(try state(first)?.get() == .simpleString("first"))
-        // The first timer (due at 1.0 s) runs now and finds the last progress at 0.7 s.
-        sleep(milliseconds: 500)
-        h.loop.advanceTime(to: .now())
+        // The first timer (due at 1.0 s) runs and finds the last progress at 0.7 s.
+        h.loop.advanceTime(by: .milliseconds(500))
         #expect(state(second) == nil, "a reply 0.5 s ago: not timed out")
         #expect(h.channel.isActive)
-        sleep(milliseconds: 650)
-        h.loop.advanceTime(to: .now())
+        h.loop.advanceTime(by: .milliseconds(499))
+        #expect(state(second) == nil, "due at 1.7 s, not at 1.699 s")
+        h.loop.advanceTime(by: .milliseconds(1))
         #expect(failure(second)?.kind == .timeout)
         try h.finish(acceptAlreadyClosed: true)
     }
@@ -333,8 +329,7 @@ import Testing
         let reply = h.single("PING").reply
         try h.feed("+PONG\r\n")
         #expect(try state(reply)?.get() == .simpleString("PONG"))
-        sleep(milliseconds: 150)
-        h.loop.advanceTime(to: .now())
+        h.loop.advanceTime(by: .seconds(60))
         #expect(h.channel.isActive)
         let next = h.single("PING").reply
         try h.feed("+PONG\r\n")
@@ -422,10 +417,6 @@ private func failure<T>(_ future: EventLoopFuture<T>) -> ValkeyError? {
 
 private func bulk(_ text: String) -> RESPValue {
     .bulkString(ByteBuffer(string: text))
-}
-
-private func sleep(milliseconds: Int) {
-    usleep(useconds_t(milliseconds * 1000))
 }
 
 /// A small seeded generator, so a failing split can be replayed.
