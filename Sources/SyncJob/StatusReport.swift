@@ -72,7 +72,7 @@ struct StatusReport {
                 watermark = value.rfc3339
                 lag = table.newest.map { String(format: "lag %.1f s", max(0, $0.duration(since: value).seconds)) } ?? "lag unknown"
             case .malformed(let text):
-                (watermark, lag) = ("\"\(text.prefix(64))\" (MALFORMED: not an RFC 3339 timestamp; the copy fails until it is fixed or deleted)", "lag unknown")
+                (watermark, lag) = ("\(text) (MALFORMED: not an RFC 3339 timestamp; the copy fails until the key is fixed or deleted)", "lag unknown")
             }
             Swift.print("\(table.name.padding(toLength: 18, withPad: " ", startingAt: 0)) watermark \(watermark)"
                 + "  newest row \(table.newest?.rfc3339 ?? "(none)")  \(lag)")

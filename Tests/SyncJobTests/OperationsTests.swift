@@ -40,6 +40,28 @@ import Valkey
         }
     }
 
+    /// One reader of watermark keys: a value that is not a timestamp is reported as such by
+    /// `status` (verbatim, marked), and ends `verify` and the copy with a message naming the key.
+    @Test func aMalformedWatermarkIsReportedEverywhere() async throws {
+        try await withHarness { job in
+            try await job.generate(usageRows: 50, reportRows: 0, apiKeys: 5)
+            _ = try await job.valkey.send("SET", job.prefix + "sync:watermark:usage_logs", "last tuesday")
+            let status = try await job.run(["status"])
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(status.stdout.contains("last tuesday (MALFORMED"), "\(status.stdout)")
+            let json = try await job.run(["status", "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let usage = try #require((object["watermarks"] as? [String: [String: Any]])?["usage_logs"])
+            #expect(usage["watermark"] as? String == "last tuesday" && usage["watermark_malformed"] as? Bool == true, "\(json.stdout)")
+            for arguments in [["verify"], ["run", "--stage", "usage-logs"]] {
+                let result = try await job.run(arguments)
+                #expect(result.status == 1, "\(arguments): \(result.stdout)\(result.stderr)")
+                #expect((result.stdout + result.stderr).contains("sync:watermark:usage_logs holds \"last tuesday\""), "\(arguments): \(result.stdout)\(result.stderr)")
+            }
+            #expect(try await job.string("sync:watermark:usage_logs") == "last tuesday", "left for the operator")
+        }
+    }
+
     @Test func backfillRestoresARangeWithoutMovingTheWatermark() async throws {
         try await withHarness { job in
             // No entry may expire between the snapshots this test compares.
