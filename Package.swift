@@ -49,7 +49,9 @@ let package = Package(
             "Timestamps", "Postgres", "RESP", "Valkey", "Watermarks", "Writers", "SearchIndex",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["BuildInfo"]),
+        // Stamps the executable with its commit for `--version` (SYNC_JOB_COMMIT, else git).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
 
         // Client benchmark: this client against `valkey-cli --pipe` (not a test).
         .executableTarget(name: "ValkeyBench", dependencies: ["RESP", "Timestamps", "Valkey"]),

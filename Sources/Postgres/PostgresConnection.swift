@@ -443,6 +443,58 @@ private func conninfoOptions(_ conninfo: String?) -> [(keyword: String, value: S
     return found
 }
 
+/// One connection parameter as libpq would use it for `conninfo`, and where it came from.
+package struct ConnectionParameter: Sendable, Hashable {
+    package enum Origin: Sendable, Hashable {
+        /// The conninfo string or URL the program was given.
+        case conninfo
+        /// A libpq environment variable (PGHOST, ...).
+        case environment(String)
+        /// libpq's own default.
+        case libpqDefault
+    }
+
+    package var keyword: String
+    /// nil: libpq leaves it unset. A password is never returned, only whether one is set.
+    package var value: String?
+    package var origin: Origin
+    package var isSecret: Bool
+}
+
+extension PostgresConnection {
+    /// The parameters libpq would connect with for `conninfo` (nil: only the PG* environment
+    /// and defaults), as it resolves them itself: the conninfo first, then its environment
+    /// variables, then its compiled-in defaults. Service files and .pgpass are applied by
+    /// libpq at connect time and are not resolved here. Secrets are replaced by "***".
+    package static func effectiveParameters(_ conninfo: String?, environment: [String: String],
+                                            keywords wanted: [String]) -> [ConnectionParameter] {
+        let given = Dictionary(conninfoOptions(conninfo), uniquingKeysWith: { $1 })
+        guard let defaults = PQconndefaults() else { return [] }
+        defer { PQconninfoFree(defaults) }
+        var byKeyword: [String: ConnectionParameter] = [:]
+        var option = defaults
+        while let keywordPointer = option.pointee.keyword {
+            defer { option += 1 }
+            let keyword = String(cString: keywordPointer)
+            guard wanted.contains(keyword) else { continue }
+            let secret = option.pointee.dispchar.map { String(cString: $0) == "*" } ?? false
+            let variable = option.pointee.envvar.map { String(cString: $0) }
+            var parameter: ConnectionParameter
+            if let value = given[keyword] {
+                parameter = ConnectionParameter(keyword: keyword, value: value, origin: .conninfo, isSecret: secret)
+            } else if let variable, let value = environment[variable], !value.isEmpty {
+                parameter = ConnectionParameter(keyword: keyword, value: value, origin: .environment(variable), isSecret: secret)
+            } else {
+                parameter = ConnectionParameter(keyword: keyword, value: option.pointee.compiled.map { String(cString: $0) },
+                                                origin: .libpqDefault, isSecret: secret)
+            }
+            if secret, parameter.value != nil { parameter.value = "***" }
+            byKeyword[keyword] = parameter
+        }
+        return wanted.compactMap { byKeyword[$0] }
+    }
+}
+
 /// Calls `body` with NUL-terminated copies of `strings` (nil stays nil) that live for the call.
 private func withCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }

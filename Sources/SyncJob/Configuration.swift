@@ -26,35 +26,77 @@ struct Configuration: Sendable {
     var waitReplicas: Int?
     var maxHold: Duration
     var commitGuard: Bool
+    /// Where each set value came from, by flag name ("batch-size"): the flag ("--batch-size")
+    /// or the variable ("SYNC_BATCH_SIZE"). A flag not listed has its built-in default.
+    var origins: [String: String]
 
     enum LogFormat: String, Sendable { case json, text }
 
-    /// Resolves flags over variables; a bad value throws a `ConfigurationError` naming the setting.
+    /// Resolves flags over variables; bad values throw one `ConfigurationError` listing every
+    /// setting at fault, each named as the operator set it (flag or variable).
     init(_ options: SettingsOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        var origins: [String: String] = [:]
+        var problems: [ConfigurationError.Problem] = []
         func setting(_ flag: String?, _ variable: String, flagName: String) -> (value: String, source: String)? {
-            if let flag { return (flag, "--" + flagName) }
-            if let value = environment[variable], !value.isEmpty { return (value, variable) }
+            if let flag {
+                origins[flagName] = "--" + flagName
+                return (flag, "--" + flagName)
+            }
+            if let value = environment[variable], !value.isEmpty {
+                origins[flagName] = variable
+                return (value, variable)
+            }
             return nil
         }
-        func integer(_ flag: String?, _ variable: String, flagName: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return value }
-            guard let number = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
-                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+        /// The value `body` resolves, or `fallback` with the problem noted, so that every
+        /// problem is found in one pass.
+        func checked<T>(_ fallback: T, _ body: () throws -> T) -> T {
+            do {
+                return try body()
+            } catch let error as ConfigurationError {
+                problems += error.problems
+            } catch {
+                problems.append(.init(setting: "?", problem: "\(error)"))
             }
-            return number
+            return fallback
         }
-        func optionalDuration(_ flag: String?, _ variable: String, flagName: String, range: ClosedRange<Duration>) throws -> Duration? {
-            guard let (text, name) = setting(flag, variable, flagName: flagName) else { return nil }
-            guard let parsed = DurationText.parse(text) else {
-                throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a duration like 5m, 30s, 1h or 250ms")
+        func integer(_ flag: String?, _ variable: String, flagName: String, default value: Int, range: ClosedRange<Int>) -> Int {
+            checked(value) {
+                guard let (text, name) = setting(flag, variable, flagName: flagName) else { return value }
+                guard let number = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+                    throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return number
             }
-            guard range.contains(parsed) else {
-                throw ConfigurationError(setting: name, problem: "\"\(text)\" is outside \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound))")
-            }
-            return parsed
         }
-        func duration(_ flag: String?, _ variable: String, flagName: String, default value: Duration, range: ClosedRange<Duration>) throws -> Duration {
-            try optionalDuration(flag, variable, flagName: flagName, range: range) ?? value
+        func optionalDuration(_ flag: String?, _ variable: String, flagName: String, range: ClosedRange<Duration>) -> Duration? {
+            checked(nil) {
+                guard let (text, name) = setting(flag, variable, flagName: flagName) else { return nil }
+                guard let parsed = DurationText.parse(text) else {
+                    throw ConfigurationError(setting: name, problem: "\"\(text)\" is not a duration like 5m, 30s, 1h or 250ms")
+                }
+                guard range.contains(parsed) else {
+                    throw ConfigurationError(setting: name, problem: "\"\(text)\" is outside \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound))")
+                }
+                return parsed
+            }
+        }
+        func duration(_ flag: String?, _ variable: String, flagName: String, default value: Duration, range: ClosedRange<Duration>) -> Duration {
+            optionalDuration(flag, variable, flagName: flagName, range: range) ?? value
+        }
+        func boolean(_ flagSet: Bool, flag: String, flagValue: Bool, _ variable: String, flagName: String, default value: Bool) -> Bool {
+            if flagSet {
+                origins[flagName] = flag
+                return flagValue
+            }
+            guard let text = environment[variable], !text.isEmpty else { return value }
+            origins[flagName] = variable
+            return checked(value) {
+                guard let parsed = Self.boolean(text) else {
+                    throw ConfigurationError(setting: variable, problem: "\"\(text)\" is not 1 or 0")
+                }
+                return parsed
+            }
         }
 
         postgresConninfo = setting(options.postgresURL, "DATABASE_URL", flagName: "postgres-url")?.value
@@ -64,84 +106,75 @@ struct Configuration: Sendable {
         let certFile = setting(options.valkeyCertFile, "SYNC_VALKEY_CERT_FILE", flagName: "valkey-cert-file")?.value
         let keyFile = setting(options.valkeyKeyFile, "SYNC_VALKEY_KEY_FILE", flagName: "valkey-key-file")?.value
         let serverName = setting(options.valkeyTLSServerName, "SYNC_VALKEY_TLS_SERVER_NAME", flagName: "valkey-tls-server-name")?.value
-        do {
-            valkey = try ValkeyConfiguration(url: valkeyURL, caFile: caFile, certFile: certFile, keyFile: keyFile, tlsServerName: serverName)
-        } catch let error as ValkeyError {
-            throw ConfigurationError(setting: options.valkeyURL != nil ? "--valkey-url" : "VALKEY_URL", problem: error.message)
+        // The fallback stands in only while the other settings are checked; it is never used.
+        valkey = checked(try! ValkeyConfiguration(url: "valkey://127.0.0.1:6379")) {
+            do {
+                return try ValkeyConfiguration(url: valkeyURL, caFile: caFile, certFile: certFile, keyFile: keyFile, tlsServerName: serverName)
+            } catch let error as ValkeyError {
+                throw ConfigurationError(setting: origins["valkey-url"] ?? "--valkey-url", problem: error.message)
+            }
         }
         valkey.clientName = "sync-job"
-        if options.valkeyCluster {
-            valkeyCluster = true
-        } else if let text = environment["SYNC_VALKEY_CLUSTER"], !text.isEmpty {
-            guard let value = Self.boolean(text) else {
-                throw ConfigurationError(setting: "SYNC_VALKEY_CLUSTER", problem: "\"\(text)\" is not 1 or 0")
-            }
-            valkeyCluster = value
-        } else {
-            valkeyCluster = false
-        }
+        valkeyCluster = boolean(options.valkeyCluster, flag: "--valkey-cluster", flagValue: true, "SYNC_VALKEY_CLUSTER", flagName: "valkey-cluster", default: false)
 
-        batchSize = try integer(options.batchSize, "SYNC_BATCH_SIZE", flagName: "batch-size", default: 2000, range: 1...100_000)
-        retentionDays = try integer(options.retentionDays, "SYNC_RETENTION_DAYS", flagName: "retention-days", default: 93, range: 1...36_500)
-        overlap = try duration(options.overlap, "SYNC_OVERLAP", flagName: "overlap", default: .seconds(300), range: .zero ... .seconds(7 * 86_400))
-        settle = try duration(options.settle, "SYNC_SETTLE", flagName: "settle", default: .seconds(5), range: .zero ... .seconds(86_400))
+        batchSize = integer(options.batchSize, "SYNC_BATCH_SIZE", flagName: "batch-size", default: 2000, range: 1...100_000)
+        retentionDays = integer(options.retentionDays, "SYNC_RETENTION_DAYS", flagName: "retention-days", default: 93, range: 1...36_500)
+        overlap = duration(options.overlap, "SYNC_OVERLAP", flagName: "overlap", default: .seconds(300), range: .zero ... .seconds(7 * 86_400))
+        settle = duration(options.settle, "SYNC_SETTLE", flagName: "settle", default: .seconds(5), range: .zero ... .seconds(86_400))
         // A timeout under 100ms would fail healthy servers; one over an hour is no timeout.
-        valkeyTimeout = try duration(options.valkeyTimeout, "SYNC_VALKEY_TIMEOUT", flagName: "valkey-timeout", default: .seconds(30),
-                                     range: .milliseconds(100) ... .seconds(3600))
-        postgresTimeout = try duration(options.postgresTimeout, "SYNC_POSTGRES_TIMEOUT", flagName: "postgres-timeout", default: .seconds(60),
-                                       range: .milliseconds(100) ... .seconds(3600))
-        maxRuntime = try optionalDuration(options.maxRuntime, "SYNC_MAX_RUNTIME", flagName: "max-runtime", range: .milliseconds(1) ... .seconds(7 * 86_400))
-        maxHold = try duration(options.maxHold, "SYNC_MAX_HOLD", flagName: "max-hold", default: .seconds(900), range: .zero ... .seconds(86_400))
-        if setting(options.waitReplicas, "SYNC_WAIT_REPLICAS", flagName: "wait-replicas") != nil {
-            waitReplicas = try integer(options.waitReplicas, "SYNC_WAIT_REPLICAS", flagName: "wait-replicas", default: 0, range: 0...16)
+        valkeyTimeout = duration(options.valkeyTimeout, "SYNC_VALKEY_TIMEOUT", flagName: "valkey-timeout", default: .seconds(30),
+                                 range: .milliseconds(100) ... .seconds(3600))
+        postgresTimeout = duration(options.postgresTimeout, "SYNC_POSTGRES_TIMEOUT", flagName: "postgres-timeout", default: .seconds(60),
+                                   range: .milliseconds(100) ... .seconds(3600))
+        maxRuntime = optionalDuration(options.maxRuntime, "SYNC_MAX_RUNTIME", flagName: "max-runtime", range: .milliseconds(1) ... .seconds(7 * 86_400))
+        maxHold = duration(options.maxHold, "SYNC_MAX_HOLD", flagName: "max-hold", default: .seconds(900), range: .zero ... .seconds(86_400))
+        if options.waitReplicas != nil || !(environment["SYNC_WAIT_REPLICAS"] ?? "").isEmpty {
+            waitReplicas = integer(options.waitReplicas, "SYNC_WAIT_REPLICAS", flagName: "wait-replicas", default: 0, range: 0...16)
         } else {
             waitReplicas = nil
         }
-        if options.noCommitGuard {
-            commitGuard = false
-        } else if let text = environment["SYNC_COMMIT_GUARD"], !text.isEmpty {
-            guard let value = Self.boolean(text) else {
-                throw ConfigurationError(setting: "SYNC_COMMIT_GUARD", problem: "\"\(text)\" is not 1 or 0")
-            }
-            commitGuard = value
-        } else {
-            commitGuard = true
-        }
+        commitGuard = boolean(options.noCommitGuard, flag: "--no-commit-guard", flagValue: false, "SYNC_COMMIT_GUARD", flagName: "commit-guard", default: true)
         valkey.connectTimeout = valkeyTimeout
         valkey.commandTimeout = valkeyTimeout
         docs = setting(options.docs, "SYNC_DOCS", flagName: "docs")?.value
 
-        let prefix = options.keyPrefix ?? environment["SYNC_KEY_PREFIX"] ?? ""
+        let prefix = setting(options.keyPrefix, "SYNC_KEY_PREFIX", flagName: "key-prefix")?.value ?? ""
         var templateItems = options.keyTemplates
         var templateSource = "--key-template"
         if templateItems.isEmpty, let text = environment["SYNC_KEY_TEMPLATES"], !text.isEmpty {
             templateItems = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             templateSource = "SYNC_KEY_TEMPLATES"
         }
-        do {
-            keys = try KeyTemplates(prefix: prefix, overrides: try KeyTemplates.parseOverrides(templateItems))
-        } catch {
-            throw ConfigurationError(setting: templateSource, problem: error.description)
+        if !templateItems.isEmpty { origins["key-template"] = templateSource }
+        // The defaults of SPEC §3 are valid by construction.
+        keys = checked(try! KeyTemplates(prefix: prefix)) {
+            do {
+                return try KeyTemplates(prefix: prefix, overrides: try KeyTemplates.parseOverrides(templateItems))
+            } catch {
+                throw ConfigurationError(setting: templateSource, problem: "\(error)")
+            }
         }
         allowEmptyParams = options.allowEmptyParams
+        if allowEmptyParams { origins["allow-empty-params"] = "--allow-empty-params" }
 
-        if let (text, name) = setting(options.logLevel, "SYNC_LOG_LEVEL", flagName: "log-level") {
+        logLevel = checked(.info) {
+            guard let (text, name) = setting(options.logLevel, "SYNC_LOG_LEVEL", flagName: "log-level") else { return .info }
             guard let level = Logger.Level(rawValue: text.lowercased()) else {
                 throw ConfigurationError(setting: name, problem: "\"\(text)\" is not one of trace, debug, info, notice, warning, error, critical")
             }
-            logLevel = level
-        } else {
-            logLevel = .info
+            return level
         }
-        if let (text, name) = setting(options.logFormat, "SYNC_LOG_FORMAT", flagName: "log-format") {
+        let terminalFormat: LogFormat = isatty(STDERR_FILENO) == 1 ? .text : .json
+        logFormat = checked(terminalFormat) {
+            guard let (text, name) = setting(options.logFormat, "SYNC_LOG_FORMAT", flagName: "log-format") else { return terminalFormat }
             guard let format = LogFormat(rawValue: text.lowercased()) else {
                 throw ConfigurationError(setting: name, problem: "\"\(text)\" is not json or text")
             }
-            logFormat = format
-        } else {
-            logFormat = isatty(STDERR_FILENO) == 1 ? .text : .json
+            return format
         }
         metricsFile = setting(options.metricsFile, "SYNC_METRICS_FILE", flagName: "metrics-file")?.value
+        self.origins = origins
+        if !problems.isEmpty { throw ConfigurationError(problems) }
     }
 }
 
@@ -155,10 +188,29 @@ extension Configuration {
     }
 }
 
-/// A setting with a bad value: exit 64, naming the flag or variable.
+/// Settings with bad values: exit 64, each named as the operator set it (flag or variable).
 struct ConfigurationError: Error, CustomStringConvertible {
-    var setting: String
-    var problem: String
-    var description: String { "bad setting \(setting): \(problem)" }
+    struct Problem: Sendable, Equatable {
+        var setting: String
+        var problem: String
+    }
+
+    var problems: [Problem]
+
+    init(setting: String, problem: String) {
+        problems = [Problem(setting: setting, problem: problem)]
+    }
+
+    init(_ problems: [Problem]) {
+        self.problems = problems
+    }
+
+    /// The first setting at fault.
+    var setting: String { problems.first?.setting ?? "?" }
+
+    var description: String {
+        guard problems.count > 1 else { return "bad setting \(setting): \(problems.first?.problem ?? "?")" }
+        return "\(problems.count) bad settings:" + problems.map { "\n  \($0.setting): \($0.problem)" }.joined()
+    }
 }
 

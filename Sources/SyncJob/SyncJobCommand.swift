@@ -18,7 +18,18 @@ struct SyncJobCommand: AsyncParsableCommand {
             next schedule. SIGTERM/SIGINT finish the batch in flight, save the watermark, and \
             exit by the same signal; a second signal exits at once.
             """,
-        subcommands: [RunCommand.self, NightlyCommand.self, BackfillCommand.self, StatusCommand.self, VerifyCommand.self])
+        version: BuildInfo.versionLine,
+        subcommands: [RunCommand.self, NightlyCommand.self, BackfillCommand.self, StatusCommand.self, VerifyCommand.self,
+                      ConfigCommand.self])
+}
+
+/// What `sync-job --version` prints: the release and the commit it was built from.
+enum BuildInfo {
+    /// The release, raised with each change of the command line or the cache's contents.
+    static let version = "0.13.0"
+    /// Set by the BuildInfo plugin: `SYNC_JOB_COMMIT` at build time, else git's HEAD.
+    static let commit = buildCommit
+    static var versionLine: String { "sync-job \(version) (commit \(commit))" }
 }
 
 extension Stage: ExpressibleByArgument {

@@ -145,13 +145,19 @@ package struct ValkeyConfiguration: Sendable, CustomStringConvertible {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
-    package var description: String {
+    /// The URL with the password replaced by "***".
+    package var urlText: String {
         var text = usesTLS ? "valkeys://" : "valkey://"
         if let username { text += username }
         if password != nil { text += ":***" }
         if username != nil || password != nil { text += "@" }
         text += serverDescription
         if database != 0 { text += "/\(database)" }
+        return text
+    }
+
+    package var description: String {
+        var text = urlText
         var options: [String] = []
         if let caFile { options.append("ca-file: \(caFile)") }
         if let certFile { options.append("cert-file: \(certFile)") }

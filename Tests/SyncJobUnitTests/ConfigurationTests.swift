@@ -93,3 +93,19 @@ import Timestamps
         #expect(Duration.milliseconds(2500).secondsText == "2.5s")
     }
 }
+
+/// `config` never prints a password, whatever the spelling of the connection string.
+@Suite struct PasswordHidingTests {
+    @Test(arguments: [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgres://u:p%40ss@h/db?sslmode=require", "postgres://u:***@h/db?sslmode=require"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("host=h password=pw user=u", "host=h password=*** user=u"),
+        ("host=h password = 'p w\\'x' user=u", "host=h password =*** user=u"),
+        ("password=pw", "password=***"),
+    ])
+    func hidesThePassword(given: String, shown: String) {
+        #expect(EffectiveConfiguration.hidingPassword(given) == shown)
+    }
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Timestamps
+import Valkey
+import Writers
+
+/// `sync-job config`: the effective configuration, each value with where it came from — the
+/// command an on-call engineer runs first. Passwords are hidden. An invalid configuration
+/// lists every problem and exits 64. Connects to nothing.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print the effective configuration and where each value came from; exit 64 listing every problem.")
+
+    @Flag(name: .customLong("json"), help: "One JSON object instead of a table.")
+    var json = false
+
+    @OptionGroup var settings: SettingsOptions
+
+    func run() throws {
+        let configuration: Configuration
+        do {
+            configuration = try Configuration(settings)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("sync-job: \(error)\n".utf8))
+            throw ExitCode(ExitCodes.usage)
+        }
+        let report = EffectiveConfiguration(configuration, environment: ProcessInfo.processInfo.environment)
+        print(json ? report.json : report.table)
+    }
+}
+
+/// The rows `config` prints.
+struct EffectiveConfiguration: Codable, Equatable {
+    struct Row: Codable, Equatable {
+        var setting: String
+        var value: String
+        /// "--flag", "VARIABLE", "libpq default", "libpq: PGHOST" or "default".
+        var from: String
+    }
+
+    var rows: [Row]
+
+    init(_ c: Configuration, environment: [String: String]) {
+        var rows: [Row] = []
+        func add(_ flag: String, _ value: String?, defaultText: String = "default") {
+            rows.append(Row(setting: "--" + flag, value: value ?? "(none)", from: c.origins[flag] ?? defaultText))
+        }
+        add("postgres-url", c.postgresConninfo.map(Self.hidingPassword), defaultText: "unset: libpq's PG* environment")
+        for parameter in PostgresConnection.effectiveParameters(
+            c.postgresConninfo, environment: environment,
+            keywords: ["host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service", "sslmode", "sslrootcert", "connect_timeout"]) {
+            let from: String
+            switch parameter.origin {
+            case .conninfo: from = c.origins["postgres-url"] ?? "--postgres-url"
+            case .environment(let variable): from = "libpq: \(variable)"
+            case .libpqDefault: from = "libpq default"
+            }
+            guard parameter.value != nil || parameter.origin != .libpqDefault else { continue }
+            rows.append(Row(setting: "  " + parameter.keyword, value: parameter.value ?? "(none)", from: from))
+        }
+        add("valkey-url", c.valkey.urlText)
+        add("valkey-ca-file", c.valkey.caFile)
+        add("valkey-cert-file", c.valkey.certFile)
+        add("valkey-key-file", c.valkey.keyFile)
+        add("valkey-tls-server-name", c.valkey.tlsServerName)
+        add("valkey-cluster", c.valkeyCluster ? "yes" : "no (detected from the server)")
+        add("valkey-timeout", DurationText.format(c.valkeyTimeout))
+        add("postgres-timeout", DurationText.format(c.postgresTimeout))
+        add("batch-size", String(c.batchSize))
+        add("retention-days", String(c.retentionDays))
+        add("overlap", DurationText.format(c.overlap))
+        add("settle", DurationText.format(c.settle))
+        add("max-runtime", c.maxRuntime.map(DurationText.format) ?? "none")
+        add("wait-replicas", c.waitReplicas.map(String.init) ?? "1 where the primary has replicas, else 0")
+        rows.append(Row(setting: "--no-commit-guard", value: c.commitGuard ? "no (the guard holds the copy back)" : "yes (no guard)",
+                        from: c.origins["commit-guard"] ?? "default"))
+        add("max-hold", DurationText.format(c.maxHold))
+        add("docs", c.docs)
+        add("key-prefix", c.keys.prefix.isEmpty ? "(empty)" : c.keys.prefix)
+        for name in KeyTemplates.Name.allCases {
+            let text = c.keys[name].text
+            rows.append(Row(setting: "--key-template \(name.rawValue)", value: text,
+                            from: text == name.defaultTemplate ? "default" : (c.origins["key-template"] ?? "default")))
+        }
+        add("allow-empty-params", c.allowEmptyParams ? "yes" : "no")
+        add("log-level", c.logLevel.rawValue)
+        add("log-format", c.logFormat.rawValue, defaultText: "default (text on a terminal, else json)")
+        add("metrics-file", c.metricsFile)
+        self.rows = rows
+    }
+
+    var table: String {
+        let settingWidth = rows.map(\.setting.count).max() ?? 0
+        let valueWidth = min(60, rows.map(\.value.count).max() ?? 0)
+        return rows.map { row in
+            row.setting.padding(toLength: settingWidth + 2, withPad: " ", startingAt: 0)
+                + row.value.padding(toLength: max(valueWidth, row.value.count) + 2, withPad: " ", startingAt: 0) + row.from
+        }.joined(separator: "\n")
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// A URL or conninfo with its password replaced by "***".
+    static func hidingPassword(_ conninfo: String) -> String {
+        if let schemeEnd = conninfo.range(of: "://") {
+            let rest = conninfo[schemeEnd.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
+            let authority = rest[..<authorityEnd]
+            guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return conninfo }
+            return String(conninfo[..<colon]) + ":***" + String(conninfo[at...])
+        }
+        // keyword=value form: password=... or password='...'
+        var result = ""
+        var rest = Substring(conninfo)
+        while let range = rest.range(of: "password") {
+            result += rest[..<range.upperBound]
+            rest = rest[range.upperBound...]
+            let spaces = rest.prefix { $0 == " " }
+            guard rest.dropFirst(spaces.count).first == "=" else { continue }
+            rest = rest.dropFirst(spaces.count + 1).drop { $0 == " " }
+            result += spaces + "=***"
+            if rest.first == "'" {
+                var index = rest.index(after: rest.startIndex)
+                while index < rest.endIndex, rest[index] != "'" {
+                    if rest[index] == "\\" { index = rest.index(after: index) }
+                    if index < rest.endIndex { index = rest.index(after: index) }
+                }
+                rest = index < rest.endIndex ? rest[rest.index(after: index)...] : rest[rest.endIndex...]
+            } else {
+                rest = rest.drop { $0 != " " }
+            }
+        }
+        return result + rest
+    }
+}
