@@ -70,7 +70,8 @@ let package = Package(
             "Writers", "Watermarks", "Timestamps", "Postgres", "RESP", "Valkey",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"]),
+        // Fixtures: pages as DocBook, Sphinx, Hugo, Docusaurus and MkDocs emit them.
+        .testTarget(name: "SearchIndexTests", dependencies: ["SearchIndex"], resources: [.copy("Fixtures")]),
         // A loopback TCP proxy that passes, stalls or resets connections, for the fault tests.
         .target(name: "FaultInjection", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),

@@ -16,15 +16,17 @@ package enum HTMLSections {
     /// `contentLimit` exists so tests can see the uncut text a cut section came from.
     static func sections(html: [UInt8], publicURL: String, encoding: String?, contentLimit: Int) -> (docTitle: String, entries: [SearchEntry]) {
         libxml2Ready
-        let charset = encoding ?? declaredCharset(html) ?? "UTF-8"
+        // The page is decoded here, not by libxml2: browsers' choice of encoding differs from
+        // libxml2's (BOM first, XML declarations, WHATWG label aliases), and libxml2 stops
+        // reading at the first byte its converter rejects where a browser shows U+FFFD.
+        var text = PageEncoding(of: html, transportCharset: encoding).utf8(html)
         let options = Int32(bitPattern: HTML_PARSE_RECOVER.rawValue | HTML_PARSE_NOERROR.rawValue
-            | HTML_PARSE_NOWARNING.rawValue | HTML_PARSE_NONET.rawValue)
-        // libxml2 takes an int length; documents over 2 GiB are not documentation.
-        let length = Int32(clamping: html.count)
-        let document: htmlDocPtr? = html.withUnsafeBufferPointer { buffer in
+            | HTML_PARSE_NOWARNING.rawValue | HTML_PARSE_NONET.rawValue | HTML_PARSE_IGNORE_ENC.rawValue)
+        let document: htmlDocPtr? = text.withUTF8 { buffer in
             buffer.baseAddress.flatMap { base in
                 base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    htmlReadMemory($0, length, publicURL, charset, options)
+                    // libxml2 takes an int length; documents over 2 GiB are not documentation.
+                    htmlReadMemory($0, Int32(clamping: buffer.count), publicURL, "UTF-8", options)
                 }
             }
         }
@@ -44,19 +46,6 @@ package enum HTMLSections {
 
     /// xmlInitParser must run once before parsers run on several threads at a time.
     private static let libxml2Ready: Void = { xmlInitParser() }()
-
-    /// The charset a document declares in its first 1024 bytes (`<meta charset>` or
-    /// http-equiv), as browsers' prescan does; a UTF-16 byte order mark wins.
-    static func declaredCharset(_ html: [UInt8]) -> String? {
-        if html.starts(with: [0xFF, 0xFE]) { return "UTF-16LE" }
-        if html.starts(with: [0xFE, 0xFF]) { return "UTF-16BE" }
-        let head = String(decoding: html.prefix(1024), as: UTF8.self).lowercased()
-        guard let found = head.range(of: "charset=") else { return nil }
-        let name = head[found.upperBound...]
-            .drop(while: { $0 == "\"" || $0 == "'" || $0 == " " })
-            .prefix(while: { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ":" || $0 == "." })
-        return name.isEmpty ? nil : String(name)
-    }
 }
 
 /// Plain text being gathered: whitespace (ASCII, U+00A0, U+2007, U+202F) collapses to one
@@ -116,6 +105,19 @@ private struct SectionWalk {
     private var heading = CollapsedText()
     private var sink = Sink.content
 
+    /// The heading's text without its permalinks, which name the section when it has any.
+    private var headingName = CollapsedText()
+    /// The anchor of the heading being read, and how deep the walk is inside a permalink to
+    /// it (`<a href="#anchor">`, such as Sphinx's and MkDocs' "¶" or Docusaurus' hash link).
+    private var headingAnchor: String?
+    private var permalinkDepth = 0
+
+    /// The `section` and `div` elements around the walk, outermost first, with their ids.
+    private var openContainers: [String?] = []
+    /// How many of `openContainers`, outermost first, already hold a section heading. Only
+    /// the others can be opened by the next heading, and they always follow these.
+    private var containersWithHeading = 0
+
     mutating func visit(_ node: xmlNodePtr) {
         var child = node.pointee.children
         while let current = child {
@@ -138,6 +140,7 @@ private struct SectionWalk {
     private mutating func element(_ node: xmlNodePtr) {
         guard let rawName = node.pointee.name else { return }
         let kind = ElementKind(rawName)
+        if node.pointee.properties != nil, Self.isRemovedLandmark(node) { return }
         switch kind {
         case .ignored:
             return
@@ -149,28 +152,96 @@ private struct SectionWalk {
             visit(node)
             sink = .content
         case .sectionHeading(let level) where sink == .content:
+            // SPEC §7: the heading's id, else the id (or <a name>) of an element inside it,
+            // else the id of the section or div whose first heading it is.
+            let anchor = Self.attribute("id", of: node) ?? Self.innerAnchor(of: node) ?? openedContainerID
+            containersWithHeading = openContainers.count
             heading = CollapsedText()
+            headingName = CollapsedText()
+            headingAnchor = anchor
             sink = .heading
             visit(node)
             sink = .content
-            let name = heading.string
+            headingAnchor = nil
+            // A heading that is only a link to itself is still named by that link's text.
+            let name = headingName.isEmpty ? heading.string : headingName.string
             if level == 1, firstH1 == nil, !name.isEmpty { firstH1 = name }
-            sections.append(Section(name: name, anchor: Self.attribute("id", of: node)))
+            sections.append(Section(name: name, anchor: anchor))
         case .sectionHeading, .block:
             breakWord()
             visit(node)
             breakWord()
+        case .container:
+            breakWord()
+            openContainers.append(Self.attribute("id", of: node))
+            visit(node)
+            openContainers.removeLast()
+            containersWithHeading = min(containersWithHeading, openContainers.count)
+            breakWord()
         case .lineBreak:
             breakWord()
+        case .link:
+            if sink == .heading, let headingAnchor, Self.isLink(node, to: headingAnchor) {
+                permalinkDepth += 1
+                visit(node)
+                permalinkDepth -= 1
+            } else {
+                visit(node)
+            }
         case .inline:
             visit(node)
         }
     }
 
+    /// The id of the innermost open `section` or `div` that the heading about to be read is
+    /// the first heading of.
+    private var openedContainerID: String? {
+        for index in openContainers.indices.reversed() where index >= containersWithHeading {
+            if let id = openContainers[index] { return id }
+        }
+        return nil
+    }
+
+    /// The first `id`, or `name` of an `a`, on an element inside `node`, in document order.
+    private static func innerAnchor(of node: xmlNodePtr) -> String? {
+        var child = node.pointee.children
+        while let current = child {
+            if current.pointee.type == XML_ELEMENT_NODE {
+                if let id = attribute("id", of: current) { return id }
+                if let name = current.pointee.name, ElementKind(name) == .link,
+                   let anchorName = attribute("name", of: current) {
+                    return anchorName
+                }
+                if let inner = innerAnchor(of: current) { return inner }
+            }
+            child = current.pointee.next
+        }
+        return nil
+    }
+
+    /// Whether `node`'s `href` is the fragment `#anchor` (literal or percent-encoded).
+    private static func isLink(_ node: xmlNodePtr, to anchor: String) -> Bool {
+        guard let href = attribute("href", of: node), href.first == "#" else { return false }
+        let fragment = href.dropFirst()
+        return fragment == anchor || String(fragment).removingPercentEncoding == anchor
+    }
+
+    /// Whether `node` is a navigation, banner or content-info landmark by its ARIA `role`:
+    /// the same as `nav`, `header` and `footer` to a browser, so removed like them
+    /// (Sphinx's sidebars and related-page bars are `<div role="navigation">`).
+    private static func isRemovedLandmark(_ node: xmlNodePtr) -> Bool {
+        guard let role = attribute("role", of: node) else { return false }
+        // The first token is the role; later ones are fallbacks for older browsers.
+        let first = role.prefix(while: { $0 != " " }).lowercased()
+        return first == "navigation" || first == "banner" || first == "contentinfo"
+    }
+
     private mutating func append(_ text: UnsafePointer<xmlChar>) {
         switch sink {
         case .title: title.append(text)
-        case .heading: heading.append(text)
+        case .heading:
+            heading.append(text)
+            if permalinkDepth == 0 { headingName.append(text) }
         case .content:
             if sections.isEmpty {
                 preamble.append(text)
@@ -183,7 +254,9 @@ private struct SectionWalk {
     private mutating func breakWord() {
         switch sink {
         case .title: title.breakWord()
-        case .heading: heading.breakWord()
+        case .heading:
+            heading.breakWord()
+            headingName.breakWord()
         case .content:
             if sections.isEmpty {
                 preamble.breakWord()
@@ -242,15 +315,17 @@ private struct SectionWalk {
 
 /// How the section walk treats an element, by its (lower-case) HTML name.
 private enum ElementKind: Equatable {
-    case ignored, title, sectionHeading(level: Int), block, lineBreak, inline
+    /// `container` is a block that may carry a section's anchor (`section`, `div`);
+    /// `link` is an inline `a`, which may be a permalink inside a heading.
+    case ignored, title, sectionHeading(level: Int), block, container, lineBreak, link, inline
 
     private static let ignoredNames: Set<String> = [
         "script", "style", "noscript", "nav", "header", "footer", "template",
     ]
     private static let blockNames: Set<String> = [
         "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
-        "div", "dl", "dt", "fieldset", "figcaption", "figure", "form", "h4", "h5", "h6", "hr",
-        "html", "legend", "li", "main", "ol", "option", "p", "pre", "section", "summary",
+        "dl", "dt", "fieldset", "figcaption", "figure", "form", "h4", "h5", "h6", "hr",
+        "html", "legend", "li", "main", "ol", "option", "p", "pre", "summary",
         "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "hgroup", "menu", "center",
     ]
 
@@ -263,6 +338,8 @@ private enum ElementKind: Equatable {
         case "h3": self = .sectionHeading(level: 3)
         case "title": self = .title
         case "br": self = .lineBreak
+        case "a": self = .link
+        case "section", "div": self = .container
         default:
             if Self.ignoredNames.contains(name) { self = .ignored }
             else if Self.blockNames.contains(name) { self = .block }
