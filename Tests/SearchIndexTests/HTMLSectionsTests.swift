@@ -142,6 +142,18 @@ struct HTMLSectionsTests {
         #expect(result.docTitle == "Café")
     }
 
+    @Test func textAfterTheEndOfHtmlIsReadIntoTheBodyAsBrowsersDo() {
+        let result = parse("<title>T</title><body><h1>A</h1><p>x</p></body></html>\nafter <b>all</b>")
+        #expect(result.entries == [SearchEntry(docTitle: "T", section: "A", url: "/p.html", content: "x after all")])
+    }
+
+    @Test func aHeadingLeftOpenAtTheEndStillStartsASection() {
+        #expect(parse(#"<title>T</title><p>x</p><h2 id="z">Unclosed <em>heading"#).entries == [
+            SearchEntry(docTitle: "T", section: "T", url: "/p.html", content: "x"),
+            SearchEntry(docTitle: "T", section: "Unclosed heading", url: "/p.html#z", content: ""),
+        ])
+    }
+
     @Test func emptyAndGarbageInputGiveNoSections() {
         #expect(parse("").entries.isEmpty)
         #expect(parse("   \n ").entries.isEmpty)
