@@ -6,14 +6,77 @@ import Valkey
 import Glibc
 #endif
 
-/// Keeps tests that move slots or kill nodes of the local cluster (exclusive) away from the
-/// tests that merely use it (shared), across suites and test targets: an flock on a file
-/// beside the cluster's data.
-package enum ClusterTestLock {
-    package static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent(".services/cluster/tests.lock").path
+/// One of the local three-primary test clusters of scripts/services.
+package enum TestCluster: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Valkey 8 from the wheel, plain TCP (SYNC_TEST_VALKEY_CLUSTER_*).
+    case plain
+    /// Debian's Redis 7 with TLS on every client port and on the cluster bus, no plain port
+    /// (SYNC_TEST_VALKEY_TLS_CLUSTER_*), certificates of the test CA.
+    case tls
 
-    package static func with<T>(exclusive: Bool, _ body: () async throws -> T) async throws -> T {
+    package var description: String {
+        switch self {
+        case .plain: "Valkey cluster"
+        case .tls: "Redis cluster over TLS"
+        }
+    }
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The seed URL the job and the clients are given.
+    package var url: String {
+        get throws { try environmentVariable(self == .plain ? "SYNC_TEST_VALKEY_CLUSTER_URL" : "SYNC_TEST_VALKEY_TLS_CLUSTER_URL") }
+    }
+
+    package var ports: [Int] {
+        get throws {
+            try environmentVariable(self == .plain ? "SYNC_TEST_VALKEY_CLUSTER_PORTS" : "SYNC_TEST_VALKEY_TLS_CLUSTER_PORTS")
+                .split(separator: ",").compactMap { Int($0) }
+        }
+    }
+
+    /// The CA that signed the TLS cluster's certificates (nil for the plain cluster).
+    package var caFile: String? {
+        get throws { self == .tls ? try environmentVariable("SYNC_TEST_TLS_CA_FILE") : nil }
+    }
+
+    /// The seed (or, with `port`, one node) as a client configuration, TLS files included.
+    package func configuration(port: Int? = nil) throws -> ValkeyConfiguration {
+        let url = try port.map { (self == .tls ? "rediss" : "valkey") + "://127.0.0.1:\($0)" } ?? self.url
+        return try ValkeyConfiguration(url: url, caFile: try caFile)
+    }
+
+    /// What sync-job needs besides `VALKEY_URL` to reach the cluster: the CA for TLS.
+    package var jobEnvironment: [String: String] {
+        get throws { try caFile.map { ["SYNC_VALKEY_CA_FILE": $0] } ?? [:] }
+    }
+
+    /// The server binary of the node on `port` and where scripts/services keeps its configuration.
+    func node(port: Int) throws -> (server: String, configFile: URL) {
+        switch self {
+        case .plain:
+            (try environmentVariable("SYNC_TEST_VALKEY_SERVER"),
+             Self.repositoryRoot.appendingPathComponent(".services/cluster/\(port)/valkey.conf"))
+        case .tls:
+            (try environmentVariable("SYNC_TEST_REDIS_SERVER"),
+             Self.repositoryRoot.appendingPathComponent(".services/tls-cluster/\(port)/redis.conf"))
+        }
+    }
+
+    var lockPath: String {
+        Self.repositoryRoot.appendingPathComponent(self == .plain ? ".services/cluster/tests.lock" : ".services/tls-cluster/tests.lock").path
+    }
+}
+
+/// Keeps tests that move slots or kill nodes of a local cluster (exclusive) away from the
+/// tests that merely use it (shared), across suites and test targets: an flock on a file
+/// beside the cluster's data, one per cluster.
+package enum ClusterTestLock {
+    package static var path: String { TestCluster.plain.lockPath }
+
+    package static func with<T>(exclusive: Bool, cluster: TestCluster = .plain, _ body: () async throws -> T) async throws -> T {
+        let path = cluster.lockPath
         // A turnstile in front of the lock keeps a steady stream of shared holders from
         // starving an exclusive one: an exclusive waiter holds the turnstile while it waits, so
         // new shared holders queue behind it; shared holders pass the turnstile at once.
@@ -58,7 +121,7 @@ package enum ClusterTestLock {
     }
 }
 
-/// Direct connections to the nodes of the local test cluster (scripts/services), for what a
+/// Direct connections to the nodes of a local test cluster (scripts/services), for what a
 /// test does behind the client's back: migrating slots, killing and restarting nodes.
 package final class ClusterAdmin: Sendable {
     package struct Failure: Error, CustomStringConvertible {
@@ -75,23 +138,26 @@ package final class ClusterAdmin: Sendable {
     }
 
     package let nodes: [Node]
+    package let cluster: TestCluster
 
-    private init(nodes: [Node]) { self.nodes = nodes }
-
-    package static var ports: [Int] {
-        get throws {
-            try environmentVariable("SYNC_TEST_VALKEY_CLUSTER_PORTS").split(separator: ",").compactMap { Int($0) }
-        }
+    private init(nodes: [Node], cluster: TestCluster) {
+        self.nodes = nodes
+        self.cluster = cluster
     }
 
-    package static func connect() async throws -> ClusterAdmin {
+    /// The plain cluster's ports.
+    package static var ports: [Int] {
+        get throws { try TestCluster.plain.ports }
+    }
+
+    package static func connect(_ cluster: TestCluster = .plain) async throws -> ClusterAdmin {
         var nodes: [Node] = []
-        for port in try ports {
-            let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+        for port in try cluster.ports {
+            let connection = try await ValkeyConnection.connect(try cluster.configuration(port: port))
             let id = try await connection.send("CLUSTER", "MYID").string ?? ""
             nodes.append(Node(port: port, id: id, connection: connection))
         }
-        return ClusterAdmin(nodes: nodes)
+        return ClusterAdmin(nodes: nodes, cluster: cluster)
     }
 
     package func close() async {
@@ -202,8 +268,8 @@ package final class ClusterAdmin: Sendable {
     }
 
     /// SIGKILLs the node on `port` and waits (at most 10 s) until it is gone.
-    package static func kill(port: Int) async throws {
-        let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))
+    package static func kill(port: Int, in cluster: TestCluster = .plain) async throws {
+        let connection = try await ValkeyConnection.connect(try cluster.configuration(port: port))
         let info = try await connection.send("INFO", "server").string ?? ""
         await connection.close()
         guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
@@ -214,34 +280,35 @@ package final class ClusterAdmin: Sendable {
             // Gone once nothing answers on the port any more (a killed child of this process
             // stays a zombie until Foundation reaps it, so kill(pid, 0) alone is not enough).
             if Glibc.kill(pid, 0) != 0 { return }
-            if (try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)"))) == nil { return }
+            if (try? await ValkeyConnection.connect(try cluster.configuration(port: port))) == nil { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw Failure(message: "node \(port) (pid \(pid)) still answers 10 s after SIGKILL")
     }
 
-    /// Starts the node on `port` again from its configuration in .services/cluster and waits
-    /// (at most 30 s) for `cluster_state:ok` on every node. The server runs in the foreground
-    /// as a child of this process (`--daemonize no`, output to /dev/null, its log file as
-    /// configured), so that nothing waits on a daemonizing launcher; it is killed by pid.
-    package static func restart(port: Int) async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// Starts the node on `port` again from its configuration in .services/cluster (or
+    /// .services/tls-cluster) and waits (at most 30 s) for `cluster_state:ok` on every node.
+    /// The server runs in the foreground as a child of this process (`--daemonize no`, output
+    /// to /dev/null, its log file as configured), so that nothing waits on a daemonizing
+    /// launcher; it is killed by pid.
+    package static func restart(port: Int, in cluster: TestCluster = .plain) async throws {
+        let (server, configFile) = try cluster.node(port: port)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try environmentVariable("SYNC_TEST_VALKEY_SERVER"))
-        process.arguments = [root.appendingPathComponent(".services/cluster/\(port)/valkey.conf").path, "--daemonize", "no"]
+        process.executableURL = URL(fileURLWithPath: server)
+        process.arguments = [configFile.path, "--daemonize", "no"]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        try await waitUntilHealthy()
+        try await waitUntilHealthy(cluster)
     }
 
-    package static func waitUntilHealthy(seconds: Int = 30) async throws {
+    package static func waitUntilHealthy(_ cluster: TestCluster = .plain, seconds: Int = 30) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             var healthy = true
-            for port in try ports {
-                guard let connection = try? await ValkeyConnection.connect(try ValkeyConfiguration(url: "valkey://127.0.0.1:\(port)")) else {
+            for port in try cluster.ports {
+                guard let connection = try? await ValkeyConnection.connect(try cluster.configuration(port: port)) else {
                     healthy = false
                     break
                 }
@@ -252,7 +319,7 @@ package final class ClusterAdmin: Sendable {
             if healthy { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw Failure(message: "the cluster did not return to cluster_state:ok within \(seconds) s")
+        throw Failure(message: "the \(cluster) did not return to cluster_state:ok within \(seconds) s")
     }
 }
 

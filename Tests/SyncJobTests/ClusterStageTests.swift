@@ -8,19 +8,22 @@ import Valkey
 import Glibc
 #endif
 
-/// The stages run by the real binary with `--valkey-cluster` against the local three-primary
-/// cluster, compared with the same run against the standalone server. Slot moves and a node
-/// restart happen behind the job's back; one test at a time, never alongside the client's
-/// cluster tests (the exclusive lock of `ClusterTestLock`).
+/// The stages run by the real binary with `--valkey-cluster` against each local three-primary
+/// cluster — Valkey over plain TCP, and Redis 7 with TLS on every node and on the cluster bus
+/// (`tls-cluster`, no plain port, so every node the job reaches it reaches over TLS, with the
+/// one CA it was given) — compared with the same run against the standalone server. Slot
+/// moves and a node restart happen behind the job's back; one test at a time, never
+/// alongside the client's cluster tests (the exclusive lock of `ClusterTestLock`).
 @Suite("Stages on a Valkey Cluster", .serialized)
 struct ClusterStageTests {
     static let copyStages = ["--stage", "params", "--stage", "api-keys", "--stage", "usage-logs", "--stage", "report-logs"]
 
-    @Test func everyStageGivesTheSameStateAsStandalone() async throws {
-        try await ClusterTestLock.with(exclusive: false) {
-            try await withHarness(cluster: true) { job in
+    @Test(arguments: TestCluster.allCases)
+    func everyStageGivesTheSameStateAsStandalone(on testCluster: TestCluster) async throws {
+        try await ClusterTestLock.with(exclusive: false, cluster: testCluster) {
+            try await withHarness(cluster: testCluster) { job in
                 try await job.generate(usageRows: 3000, reportRows: 600, apiKeys: 40)
-                let standalone = try await job.twin(cluster: false)
+                let standalone = try await job.twin(cluster: nil)
                 do {
                     for target in [job, standalone] {
                         let flag = target.cluster == nil ? [] : ["--valkey-cluster"]
@@ -37,7 +40,8 @@ struct ClusterStageTests {
                     let different = onCluster.keys.filter { onCluster[$0] != onStandalone[$0] }.sorted()
                     #expect(different.isEmpty, "differing keys, e.g. \(different.prefix(3)): \(different.prefix(1).map { "\(onCluster[$0] ?? "") vs \(onStandalone[$0] ?? "")" })")
                     #expect(onCluster["app:params"]?.hasPrefix("hash|-1|") == true)
-                    // And the keys are spread over the primaries.
+                    // And the keys are spread over the primaries: the job reached every node
+                    // (on the TLS cluster over TLS, there being no other port).
                     let perNode = try await job.cluster!.primaries().asyncMap { try await $0.connection.send("DBSIZE").int ?? 0 }
                     #expect(perNode.count == 3 && perNode.allSatisfy { $0 > 0 })
                 } catch {
@@ -49,11 +53,12 @@ struct ClusterStageTests {
         }
     }
 
-    @Test func slotMigratedDuringACopyLosesNothing() async throws {
-        try await ClusterTestLock.with(exclusive: true) {
-            try await withHarness(cluster: true) { job in
+    @Test(arguments: TestCluster.allCases)
+    func slotMigratedDuringACopyLosesNothing(on testCluster: TestCluster) async throws {
+        try await ClusterTestLock.with(exclusive: true, cluster: testCluster) {
+            try await withHarness(cluster: testCluster) { job in
                 try await job.generate(usageRows: 20000, reportRows: 0, apiKeys: 30)
-                let admin = try await ClusterAdmin.connect()
+                let admin = try await ClusterAdmin.connect(testCluster)
                 try await admin.repairOpenSlots()
                 let index = job.prefix + "usage_logs:index"
                 let slot = HashSlot.slot(for: index)
@@ -111,23 +116,24 @@ struct ClusterStageTests {
         }
     }
 
-    @Test func nodeRestartedMidRunThenTheNextRunCompletes() async throws {
-        try await ClusterTestLock.with(exclusive: true) {
-            try await withHarness(cluster: true) { job in
+    @Test(arguments: TestCluster.allCases)
+    func nodeRestartedMidRunThenTheNextRunCompletes(on testCluster: TestCluster) async throws {
+        try await ClusterTestLock.with(exclusive: true, cluster: testCluster) {
+            try await withHarness(cluster: testCluster) { job in
                 try await job.generate(usageRows: 20000, reportRows: 0, apiKeys: 30)
-                let victim = try ClusterAdmin.ports[1]
+                let victim = try testCluster.ports[1]
                 let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 do {
                     // Killed once the copy has written, restarted once the job saw it (it
                     // ended) or wrote on past it (the victim owned none of the page's slots).
                     let watermarkKey = "sync:watermark:usage_logs"
                     _ = try await job.waitForKey(watermarkKey) { !process.isRunning }
-                    try await ClusterAdmin.kill(port: victim)
+                    try await ClusterAdmin.kill(port: victim, in: testCluster)
                     let killedAt = try await job.string(watermarkKey)
                     _ = try await job.waitForChange(of: watermarkKey, from: killedAt) { !process.isRunning }
-                    try await ClusterAdmin.restart(port: victim)
+                    try await ClusterAdmin.restart(port: victim, in: testCluster)
                 } catch {
-                    try? await ClusterAdmin.restart(port: victim)
+                    try? await ClusterAdmin.restart(port: victim, in: testCluster)
                     process.terminate()
                     _ = await Self.waitForExit(process, seconds: 30)
                     throw error
@@ -137,6 +143,22 @@ struct ClusterStageTests {
                 let next = try await job.run(["run", "--stage", "usage-logs", "--batch-size", "500", "--retention-days", "3650", "--valkey-cluster"])
                 #expect(next.status == 0, "\(next.stderr.suffix(2000))")
                 try await Self.expectSameAsStandalone(job, stages: ["--stage", "usage-logs"])
+            }
+        }
+    }
+
+    /// The CA the job is given is the one every node of the TLS cluster is checked against:
+    /// with an unrelated CA the run is a configuration error (64) that names the TLS settings.
+    @Test func tlsClusterWithAnotherCAIsRefused() async throws {
+        try await ClusterTestLock.with(exclusive: false, cluster: .tls) {
+            try await withHarness(cluster: .tls) { job in
+                try await job.generate(usageRows: 10, reportRows: 0, apiKeys: 2)
+                let wrongCA = try JobHarness.variable("SYNC_TEST_TLS_WRONG_CA_FILE")
+                let run = try await job.run(["run", "--stage", "params", "--valkey-cluster"],
+                                            environment: ["SYNC_VALKEY_CA_FILE": wrongCA])
+                #expect(run.status == 64, "\(run.stderr.suffix(2000))")
+                #expect(run.stderr.contains("valkey-ca-file"), "\(run.stderr.suffix(2000))")
+                #expect(try await job.keys().isEmpty, "nothing written")
             }
         }
     }
@@ -162,7 +184,7 @@ struct ClusterStageTests {
     /// Runs `stages` against the standalone server on the same schema and expects the same
     /// keys and values as `job` has on the cluster: exactly the source rows, nothing lost.
     static func expectSameAsStandalone(_ job: JobHarness, stages: [String], migratedSlot: UInt16? = nil) async throws {
-        let standalone = try await job.twin(cluster: false)
+        let standalone = try await job.twin(cluster: nil)
         do {
             // A retention window far wider than the data: the standalone run comes later, and
             // with the default window a row could cross the cutoff in between.

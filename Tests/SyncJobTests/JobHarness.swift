@@ -1,3 +1,4 @@
+import ClusterTestSupport
 import Foundation
 import Postgres
 import RESP
@@ -22,11 +23,17 @@ final class JobHarness: Sendable {
     let prefix: String
     let databaseURL: String
     let valkeyURL: String
+    /// `valkeyURL` with its TLS files, as the harness's own connections use it.
+    let valkeyConfiguration: ValkeyConfiguration
+    /// What the job is given besides `VALKEY_URL` (the CA of a TLS cluster).
+    let valkeyEnvironment: [String: String]
     let postgres: PostgresConnection
     /// A connection to the Valkey server (for a cluster harness: to the seed node only).
     let valkey: ValkeyConnection
-    /// The cluster client of a cluster harness (`make(cluster: true)`), nil otherwise.
+    /// The cluster client of a cluster harness (`make(cluster: .plain)`), nil otherwise.
     let cluster: ValkeyClusterClient?
+    /// Which local cluster a cluster harness runs on.
+    let testCluster: TestCluster?
     /// What the reading helpers use: the cluster client or the plain connection.
     var client: any ValkeyClient { cluster ?? valkey }
     /// False for a `twin`, which shares its schema with the harness that made it.
@@ -59,55 +66,62 @@ final class JobHarness: Sendable {
     }
 
     private init(schema: String, prefix: String, databaseURL: String, valkeyURL: String,
+                 valkeyConfiguration: ValkeyConfiguration, valkeyEnvironment: [String: String] = [:],
                  postgres: PostgresConnection, valkey: ValkeyConnection,
-                 cluster: ValkeyClusterClient? = nil, ownsSchema: Bool = true) {
+                 cluster: ValkeyClusterClient? = nil, testCluster: TestCluster? = nil, ownsSchema: Bool = true) {
         self.schema = schema
         self.prefix = prefix
         self.databaseURL = databaseURL
         self.valkeyURL = valkeyURL
+        self.valkeyConfiguration = valkeyConfiguration
+        self.valkeyEnvironment = valkeyEnvironment
         self.postgres = postgres
         self.valkey = valkey
         self.cluster = cluster
+        self.testCluster = testCluster
         self.ownsSchema = ownsSchema
     }
 
-    /// A fresh schema and key prefix, with Valkey the local cluster (SYNC_TEST_VALKEY_CLUSTER_URL)
-    /// when `cluster`, the standalone server otherwise.
-    static func make(cluster: Bool) async throws -> JobHarness {
+    /// A fresh schema and key prefix, with Valkey one of the local clusters (`cluster`) or
+    /// the standalone server (nil).
+    static func make(cluster: TestCluster?) async throws -> JobHarness {
         let harness = try await make()
-        guard cluster else { return harness }
+        guard let cluster else { return harness }
         do {
-            return try await harness.twin(cluster: true, ownsSchema: true)
+            return try await harness.twin(cluster: cluster, ownsSchema: true)
         } catch {
             await harness.tearDown()
             throw error
         }
     }
 
-    /// A harness on the same schema, with the same key prefix, against the cluster or the
+    /// A harness on the same schema, with the same key prefix, against a cluster or (nil) the
     /// standalone server: the same run against both gives comparable snapshots.
-    func twin(cluster: Bool) async throws -> JobHarness {
+    func twin(cluster: TestCluster?) async throws -> JobHarness {
         try await twin(cluster: cluster, ownsSchema: false)
     }
 
-    private func twin(cluster: Bool, ownsSchema: Bool) async throws -> JobHarness {
-        let url = try Self.variable(cluster ? "SYNC_TEST_VALKEY_CLUSTER_URL" : "SYNC_TEST_VALKEY_URL")
-        let configuration = try ValkeyConfiguration(url: url)
+    private func twin(cluster: TestCluster?, ownsSchema: Bool) async throws -> JobHarness {
+        let url = try cluster?.url ?? Self.variable("SYNC_TEST_VALKEY_URL")
+        let configuration = try cluster?.configuration() ?? ValkeyConfiguration(url: url)
         let connection = try await ValkeyConnection.connect(configuration)
-        let client = cluster ? try await ValkeyClusterClient.connect(configuration) : nil
+        let client = cluster == nil ? nil : try await ValkeyClusterClient.connect(configuration)
         let postgres = ownsSchema ? self.postgres : try await PostgresConnection.connect(databaseURL)
         if ownsSchema { await valkey.close() }
         return JobHarness(schema: schema, prefix: prefix, databaseURL: databaseURL, valkeyURL: url,
-                          postgres: postgres, valkey: connection, cluster: client, ownsSchema: ownsSchema)
+                          valkeyConfiguration: configuration, valkeyEnvironment: try cluster?.jobEnvironment ?? [:],
+                          postgres: postgres, valkey: connection, cluster: client, testCluster: cluster,
+                          ownsSchema: ownsSchema)
     }
 
     /// A harness on the same schema and Valkey server with a key prefix of its own: the same
     /// source copied twice, once undisturbed, gives the reference a faulted run must match.
     func sibling() async throws -> JobHarness {
         let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
-        let connection = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkeyURL))
+        let connection = try await ValkeyConnection.connect(valkeyConfiguration)
         let postgres = try await PostgresConnection.connect(databaseURL)
         return JobHarness(schema: schema, prefix: "test:\(id):", databaseURL: databaseURL, valkeyURL: valkeyURL,
+                          valkeyConfiguration: valkeyConfiguration, valkeyEnvironment: valkeyEnvironment,
                           postgres: postgres, valkey: connection, ownsSchema: false)
     }
 
@@ -125,9 +139,10 @@ final class JobHarness: Sendable {
         let postgres = try await PostgresConnection.connect(databaseURL)
         let ddl = try String(contentsOf: repositoryRoot.appendingPathComponent("schema/schema.sql"), encoding: .utf8)
         try await postgres.execute(ddl)
-        let valkey = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkeyURL))
+        let configuration = try ValkeyConfiguration(url: valkeyURL)
+        let valkey = try await ValkeyConnection.connect(configuration)
         return JobHarness(schema: schema, prefix: "test:\(id):", databaseURL: databaseURL, valkeyURL: valkeyURL,
-                          postgres: postgres, valkey: valkey)
+                          valkeyConfiguration: configuration, postgres: postgres, valkey: valkey)
     }
 
     /// Drops the schema and every key under the prefix.
@@ -177,6 +192,7 @@ final class JobHarness: Sendable {
             "DATABASE_URL": databaseURL, "VALKEY_URL": valkeyURL, "SYNC_KEY_PREFIX": prefix,
             "SYNC_LOG_FORMAT": "json", "SYNC_SETTLE": "0s",
         ]
+        environment.merge(valkeyEnvironment) { $1 }
         environment.merge(extra) { $1 }
         return try await Self.runProcess(try Self.binary.path, arguments, environment: environment)
     }
@@ -195,6 +211,7 @@ final class JobHarness: Sendable {
             "DATABASE_URL": databaseURL, "VALKEY_URL": valkeyURL, "SYNC_KEY_PREFIX": prefix,
             "SYNC_LOG_FORMAT": "json", "SYNC_SETTLE": "0s",
         ]) { $1 }
+        environment.merge(valkeyEnvironment) { $1 }
         environment.merge(extra) { $1 }
         let process = Process()
         process.executableURL = try Self.binary
@@ -379,8 +396,9 @@ final class JobHarness: Sendable {
     }
 }
 
-/// Runs `body` with a fresh harness and always tears it down.
-func withHarness(cluster: Bool = false, _ body: (JobHarness) async throws -> Void) async throws {
+/// Runs `body` with a fresh harness (on `cluster`, else the standalone server) and always
+/// tears it down.
+func withHarness(cluster: TestCluster? = nil, _ body: (JobHarness) async throws -> Void) async throws {
     let harness = try await JobHarness.make(cluster: cluster)
     do {
         try await body(harness)
