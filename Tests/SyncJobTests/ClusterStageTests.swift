@@ -121,12 +121,18 @@ struct ClusterStageTests {
         try await ClusterTestLock.with(exclusive: true, cluster: testCluster) {
             try await withHarness(cluster: testCluster) { job in
                 try await job.generate(usageRows: 20000, reportRows: 0, apiKeys: 30)
-                let victim = try testCluster.ports[1]
+                // The victim is neither the seed nor the node of the watermark key, which the
+                // test reads through its own cluster client while the victim is down: like the
+                // job's, that client never reconnects to a node it lost.
+                let watermarkKey = "sync:watermark:usage_logs"
+                let admin = try await ClusterAdmin.connect(testCluster)
+                let owner = try await admin.owner(of: HashSlot.slot(for: job.prefix + watermarkKey))
+                await admin.close()
+                let victim = try testCluster.ports.dropFirst().first { $0 != owner.port }!
                 let process = try job.start(["run", "--stage", "usage-logs", "--batch-size", "100", "--retention-days", "3650", "--valkey-cluster"])
                 do {
                     // Killed once the copy has written, restarted once the job saw it (it
                     // ended) or wrote on past it (the victim owned none of the page's slots).
-                    let watermarkKey = "sync:watermark:usage_logs"
                     _ = try await job.waitForKey(watermarkKey) { !process.isRunning }
                     try await ClusterAdmin.kill(port: victim, in: testCluster)
                     let killedAt = try await job.string(watermarkKey)
