@@ -73,8 +73,6 @@ package enum TestCluster: String, Sendable, CaseIterable, CustomStringConvertibl
 /// tests that merely use it (shared), across suites and test targets: an flock on a file
 /// beside the cluster's data, one per cluster.
 package enum ClusterTestLock {
-    package static var path: String { TestCluster.plain.lockPath }
-
     package static func with<T>(exclusive: Bool, cluster: TestCluster = .plain, _ body: () async throws -> T) async throws -> T {
         let path = cluster.lockPath
         // A turnstile in front of the lock keeps a steady stream of shared holders from
@@ -141,12 +139,8 @@ package final class ClusterAdmin: Sendable {
     }
 
     package let nodes: [Node]
-    package let cluster: TestCluster
 
-    private init(nodes: [Node], cluster: TestCluster) {
-        self.nodes = nodes
-        self.cluster = cluster
-    }
+    private init(nodes: [Node]) { self.nodes = nodes }
 
     /// The plain cluster's ports.
     package static var ports: [Int] {
@@ -160,7 +154,7 @@ package final class ClusterAdmin: Sendable {
             let id = try await connection.send("CLUSTER", "MYID").string ?? ""
             nodes.append(Node(port: port, id: id, connection: connection))
         }
-        return ClusterAdmin(nodes: nodes, cluster: cluster)
+        return ClusterAdmin(nodes: nodes)
     }
 
     package func close() async {
