@@ -30,11 +30,13 @@ struct RetentionStage {
                 entries += writer.entriesNamedByID ? expired : 0
                 members += expired
             } else {
-                while true {
-                    let removed = try await writer.removeExpiredEntries(limit: chunk, valkey)
+                // Each round trip removes one chunk and reads the next.
+                var ids = try await writer.expiredIDs(limit: chunk, valkey)
+                while !ids.isEmpty, !Shutdown.stopRequested {
+                    let removed = try await writer.removeExpiredEntries(ids, thenRead: chunk, valkey)
                     entries += removed.entries
                     members += removed.members
-                    if removed.visited < chunk || Shutdown.stopRequested { break }
+                    ids = removed.next
                 }
             }
             try await writer.indexKeys(chunk: chunk, valkey) { keys in

@@ -31,9 +31,20 @@ package struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertibl
         let (days, microsecondOfDay) = floorDivision(microsecondsSinceEpoch, 86_400_000_000)
         let (year, month, day) = CivilDate.fromDays(days)
         let seconds = microsecondOfDay / 1_000_000
-        let micros = microsecondOfDay % 1_000_000
-        let yearText = year < 0 ? "-" + pad(-year, 4) : pad(year, 4)
-        return "\(yearText)-\(pad(month, 2))-\(pad(day, 2))T\(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2)).\(pad(micros, 6))Z"
+        // Written byte by byte: this runs once per copied row (the copy's profile, issue 14).
+        return String(unsafeUninitializedCapacity: 40) { buffer in
+            var text = ASCIIWriter(buffer)
+            if year < 0 { text.put("-") }
+            text.put(year.magnitude, width: 4)
+            text.put("-"); text.put(UInt64(month), width: 2)
+            text.put("-"); text.put(UInt64(day), width: 2)
+            text.put("T"); text.put(UInt64(seconds / 3600), width: 2)
+            text.put(":"); text.put(UInt64(seconds / 60 % 60), width: 2)
+            text.put(":"); text.put(UInt64(seconds % 60), width: 2)
+            text.put("."); text.put(UInt64(microsecondOfDay % 1_000_000), width: 6)
+            text.put("Z")
+            return text.count
+        }
     }
 
     /// Unix seconds floored to the millisecond, shortest decimal form ("1795881600.123",
@@ -42,15 +53,19 @@ package struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertibl
     package var unixSecondsMillisTruncated: String {
         let milliseconds = floorDivision(microsecondsSinceEpoch, 1000).quotient
         let magnitude = milliseconds.magnitude
-        var text = milliseconds < 0 ? "-" : ""
-        text += String(magnitude / 1000)
-        var fraction = magnitude % 1000
-        if fraction != 0 {
-            var digits = 3
-            while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
-            text += "." + pad(Int64(fraction), digits)
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var text = ASCIIWriter(buffer)
+            if milliseconds < 0 { text.put("-") }
+            text.put(magnitude / 1000, width: 1)
+            var fraction = magnitude % 1000
+            if fraction != 0 {
+                var digits = 3
+                while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
+                text.put(".")
+                text.put(fraction, width: digits)
+            }
+            return text.count
         }
-        return text
     }
 
     package var description: String { rfc3339 }
@@ -88,9 +103,32 @@ package func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64
     return (quotient, remainder)
 }
 
-private func pad(_ value: Int64, _ width: Int) -> String {
-    let digits = String(value)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+/// Decimal digits and ASCII characters into a buffer big enough for them (the formatters
+/// above size theirs for the longest text they write).
+private struct ASCIIWriter {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    mutating func put(_ character: Unicode.Scalar) {
+        buffer[count] = UInt8(ascii: character)
+        count += 1
+    }
+
+    /// `value` in decimal, left-padded with zeros to at least `width` digits.
+    mutating func put(_ value: UInt64, width: Int) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        let length = max(digits, width)
+        var remaining = value
+        for position in stride(from: count + length - 1, through: count, by: -1) {
+            buffer[position] = UInt8(ascii: "0") + UInt8(remaining % 10)
+            remaining /= 10
+        }
+        count += length
+    }
 }
 
 /// Proleptic Gregorian calendar arithmetic (Howard Hinnant's days_from_civil / civil_from_days),
@@ -133,7 +171,13 @@ enum TimestampText {
     enum Style { case rfc3339, postgres }
 
     static func parse(_ text: String, style: Style) -> Timestamp? {
-        var scanner = Scanner(Array(text.utf8))
+        var text = text
+        // Scans the string's own UTF-8 bytes: no copy, as this runs for every copied row.
+        return text.withUTF8 { parse(bytes: $0, style: style) }
+    }
+
+    private static func parse(bytes: UnsafeBufferPointer<UInt8>, style: Style) -> Timestamp? {
+        var scanner = Scanner(bytes)
         guard let year = scanner.number(minDigits: 4, maxDigits: 6), scanner.take("-"),
               let month = scanner.number(minDigits: 2, maxDigits: 2), scanner.take("-"),
               let day = scanner.number(minDigits: 2, maxDigits: 2),
@@ -184,7 +228,7 @@ enum TimestampText {
             }
         }
         var astronomicalYear = year
-        if style == .postgres, scanner.take(" BC") {
+        if style == .postgres, scanner.take(literal: " BC") {
             astronomicalYear = 1 - year  // PostgreSQL's 1 BC is year 0.
         }
         guard scanner.atEnd, hasOffset || style == .postgres else { return nil }
@@ -194,22 +238,28 @@ enum TimestampText {
     }
 
     private struct Scanner {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
 
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
         var atEnd: Bool { position == bytes.count }
 
         var peekDigit: Bool { position < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) }
 
-        mutating func take(_ literal: String) -> Bool {
-            let literalBytes = Array(literal.utf8)
-            guard bytes.count - position >= literalBytes.count,
-                  Array(bytes[position..<position + literalBytes.count]) == literalBytes
-            else { return false }
-            position += literalBytes.count
+        mutating func take(_ character: Unicode.Scalar) -> Bool {
+            guard position < bytes.count, bytes[position] == UInt8(ascii: character) else { return false }
+            position += 1
             return true
+        }
+
+        mutating func take(literal: StaticString) -> Bool {
+            let matches = literal.withUTF8Buffer { literal in
+                bytes.count - position >= literal.count
+                    && literal.indices.allSatisfy { bytes[position + $0] == literal[$0] }
+            }
+            if matches { position += literal.utf8CodeUnitCount }
+            return matches
         }
 
         mutating func digit() -> Int64? {

@@ -29,13 +29,19 @@ package struct RetentionWriter: Sendable {
         Int(try await valkey.send("ZCOUNT", globalIndex, "-inf", bound).int ?? 0)
     }
 
-    /// Removes up to `limit` expired members of the global index and their entry hashes.
-    /// Returns the entries and members removed, and how many members the chunk held (fewer
-    /// than `limit`: nothing is left).
-    package func removeExpiredEntries(limit: Int, _ valkey: any ValkeyClient) async throws -> (entries: Int, members: Int, visited: Int) {
-        let reply = try await valkey.send("ZRANGEBYSCORE", globalIndex, "-inf", bound, "LIMIT", "0", String(limit))
-        let ids = (reply.array ?? []).compactMap(\.string)
-        guard !ids.isEmpty else { return (0, 0, 0) }
+    /// The first `limit` expired members of the global index: the ids of the first chunk.
+    package func expiredIDs(limit: Int, _ valkey: any ValkeyClient) async throws -> [String] {
+        let reply = try await valkey.send(readExpired(limit: limit))
+        return (reply.array ?? []).compactMap(\.string)
+    }
+
+    /// Removes `ids` (expired members of the global index) and their entry hashes, and reads
+    /// the next chunk of up to `limit` expired ids in the same round trip: the read comes
+    /// after the removal in the pipeline, so it never returns the ids just removed.
+    /// Returns the entries and members removed, and the next chunk (empty: nothing is left).
+    package func removeExpiredEntries(_ ids: [String], thenRead limit: Int,
+                                      _ valkey: any ValkeyClient) async throws -> (entries: Int, members: Int, next: [String]) {
+        guard !ids.isEmpty else { return (0, 0, []) }
         var batch = CommandBatch()
         if entriesNamedByID {
             // One UNLINK per entry: in cluster mode the entries live in different slots.
@@ -44,10 +50,17 @@ package struct RetentionWriter: Sendable {
                 if let key = template.render(prefix: templates.prefix, ["id": id]) { batch.append("UNLINK", key) }
             }
         }
+        let unlinks = batch.count
         batch.append(["ZREM", globalIndex] + ids)
+        batch.append(readExpired(limit: limit))
         let replies = try await valkey.sendAll(batch, doing: "removing expired \(table.name) entries")
-        let entries = replies.dropLast().reduce(0) { $0 + Int($1.int ?? 0) }
-        return (entries, Int(replies.last?.int ?? 0), ids.count)
+        let entries = replies.prefix(unlinks).reduce(0) { $0 + Int($1.int ?? 0) }
+        let next = (replies.last?.array ?? []).compactMap(\.string)
+        return (entries, Int(replies[unlinks].int ?? 0), next)
+    }
+
+    private func readExpired(limit: Int) -> [String] {
+        ["ZRANGEBYSCORE", globalIndex, "-inf", bound, "LIMIT", "0", String(limit)]
     }
 
     /// Visits the registered index keys chunk by chunk (the global index, trimmed with its

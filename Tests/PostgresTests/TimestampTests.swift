@@ -1,6 +1,6 @@
 import Testing
 @testable import Postgres
-import Timestamps
+@testable import Timestamps
 
 @Suite("Timestamp text forms")
 struct TimestampTests {
@@ -77,6 +77,48 @@ struct TimestampTests {
         #expect(Timestamp(microsecondsSinceEpoch: -1).unixSecondsMillisTruncated == "-0.001")
         #expect(Timestamp(microsecondsSinceEpoch: -1_500_000).unixSecondsMillisTruncated == "-1.5")
         #expect(Timestamp(microsecondsSinceEpoch: -1_000_001).unixSecondsMillisTruncated == "-1.001")
+    }
+
+    /// The byte-writing formatters against plain reference spellings, over instants from
+    /// about 30,000 BC to 33,000 AD (seeded, so a failure repeats) and the edges of a day.
+    @Test func formattersMatchReferenceSpellings() {
+        func padded(_ value: Int64, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        func reference(_ micros: Int64) -> (rfc3339: String, score: String) {
+            var days = micros / 86_400_000_000, ofDay = micros % 86_400_000_000
+            if ofDay < 0 { days -= 1; ofDay += 86_400_000_000 }
+            let (year, month, day) = CivilDate.fromDays(days)
+            let second = ofDay / 1_000_000
+            let date = (year < 0 ? "-" + padded(-year, 4) : padded(year, 4)) + "-" + padded(month, 2) + "-" + padded(day, 2)
+            let time = padded(second / 3600, 2) + ":" + padded(second / 60 % 60, 2) + ":" + padded(second % 60, 2) + "." + padded(ofDay % 1_000_000, 6)
+            var millis = micros / 1000
+            if micros % 1000 < 0 { millis -= 1 }
+            var score = (millis < 0 ? "-" : "") + String(millis.magnitude / 1000)
+            let fraction = millis.magnitude % 1000
+            if fraction != 0 {
+                score += "." + padded(Int64(fraction), 3)
+                while score.hasSuffix("0") { score.removeLast() }
+            }
+            return (date + "T" + time + "Z", score)
+        }
+        var state: UInt64 = 0x5EED_1234
+        var samples: [Int64] = [0, -1, 1, 999, -999, 1000, -1000, 86_399_999_999, -86_400_000_000, 253_402_300_800_000_000]
+        for _ in 0..<20_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            samples.append(Int64(bitPattern: state) % 1_000_000_000_000_000_000)
+        }
+        for micros in samples {
+            let timestamp = Timestamp(microsecondsSinceEpoch: micros)
+            let expected = reference(micros)
+            #expect(timestamp.rfc3339 == expected.rfc3339, "\(micros)")
+            #expect(timestamp.unixSecondsMillisTruncated == expected.score, "\(micros)")
+            // RFC 3339 has no years before 0000; PostgreSQL spells those "... BC" instead.
+            if micros >= -62_167_219_200_000_000 {
+                #expect(Timestamp(rfc3339: timestamp.rfc3339) == timestamp, "\(micros)")
+            }
+        }
     }
 
     @Test func ordersByInstant() {
