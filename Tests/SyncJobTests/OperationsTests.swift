@@ -165,12 +165,17 @@ import Valkey
             let lastRun = try #require(try await job.string("sync:last_run"))
             #expect(lastRun.contains("\"outcome\":\"interrupted\""), "\(lastRun)")
             #expect(!lastRun.contains("report-logs"), "no stage starts after the signal")
-            let upTo = try await job.postgres.query("""
+            // Every row before the watermark is cached. Rows at the watermark itself may sit in
+            // the page after it (the sample data puts page boundaries inside groups of equal
+            // timestamps): the next run's overlap re-reads them, as it does below.
+            let before = try await job.postgres.query("""
                 select id::text from usage_logs where "timestamp" >= now() - interval '93 days' + interval '10 minutes'
-                  and "timestamp" <= $1::timestamptz
+                  and "timestamp" < $1::timestamptz
                 """, [.text(watermark)])
             let index = try await job.sortedSet("usage_logs:index")
-            #expect(upTo.allSatisfy { index[(try? $0[0].decode(String.self)) ?? ""] != nil }, "the batch in flight was finished")
+            let missing = before.compactMap { try? $0[0].decode(String.self) }.filter { index[$0] == nil }
+            #expect(!before.isEmpty && missing.isEmpty,
+                    "the batch in flight was finished: \(missing.count) of \(before.count) rows before the watermark \(watermark) are not cached, first \(missing.prefix(3))")
             let newest = try await job.postgres.query("select max(\"timestamp\") > $1::timestamptz from usage_logs", [.text(watermark)])
             #expect(try newest[0][0].decode(Bool.self) == true, "stopped in the middle of the copy")
 
