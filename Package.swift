@@ -79,7 +79,7 @@ let package = Package(
         ], path: "Tests/FaultInjection"),
         // The executable's own rules without a server: exit codes, settings, summaries.
         .testTarget(name: "SyncJobUnitTests", dependencies: ["SyncJob", "Timestamps", "Postgres", "Valkey", "Writers", "Watermarks", "SearchIndex"]),
-        .testTarget(name: "SyncJobTests", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey", "ClusterTestSupport", "FaultInjection"]),
+        .testTarget(name: "SyncJobTests", dependencies: ["Timestamps", "Postgres", "RESP", "Valkey", "Watermarks", "Writers", "ClusterTestSupport", "FaultInjection"]),
     ],
     swiftLanguageModes: [.v6]
 )

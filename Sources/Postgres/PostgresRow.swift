@@ -37,6 +37,9 @@ package struct PostgresRow: Sendable {
         PostgresCell(text: values[index], typeOID: columns.typeOIDs[index], columnName: columns.names[index], rowIndex: rowIndex)
     }
 
+    /// The raw text of column `index` (nil for NULL), without building a cell.
+    package func text(_ index: Int) -> String? { values[index] }
+
     package subscript(_ name: String) -> PostgresCell? {
         columns.index(of: name).map { self[$0] }
     }

@@ -12,6 +12,8 @@ struct APIKeysStage {
 
     func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let writer = APIKeyWriter(templates: configuration.keys)
+        // The registry is read while PostgreSQL answers: the two servers work at once.
+        async let registered = writer.registeredKeys(valkey)
         let rows = try await postgres.query(writer.query)
         report.count("read", rows.count)
         let plan = try writer.plan(rows)
@@ -20,7 +22,7 @@ struct APIKeysStage {
         }
         report.count("skipped", plan.skipped.count)
 
-        let previous = try await writer.registeredKeys(valkey)
+        let previous = try await registered
         // Every request authenticates against these keys: an empty source (a wrong database
         // or search_path, a failed migration) must not wipe them.
         guard !rows.isEmpty || previous.isEmpty else {
@@ -33,9 +35,9 @@ struct APIKeysStage {
         if dryRun { return }
 
         try await valkey.sendCounting(writer.registration(of: plan.keys), doing: "registering API keys")
-        for part in plan.entries.chunks(of: configuration.batchSize) {
-            try await valkey.sendCounting(writer.hashes(part), doing: "writing API keys")
-        }
+        // Small batches, streamed: Valkey applies one while the next is encoded.
+        try await valkey.sendCounting(plan.entries.chunks(of: min(configuration.batchSize, 250)).lazy.map(writer.hashes),
+                                      doing: "writing API keys")
         try await valkey.sendCounting(writer.removal(of: stale), doing: "removing deleted API keys")
     }
 }

@@ -44,11 +44,14 @@ struct JobRunner: Sendable {
     /// run's: in the metrics file, and in the run summary when Valkey is reachable (SPEC §10).
     func withConnections(locking: Bool, recording: Bool = true,
                          _ work: (PostgresConnection, any ValkeyClient) async -> Int32) async -> Int32 {
+        // Both servers are reached at once; PostgreSQL's outcome is looked at first.
+        async let connectingValkey = connectValkey()
         let postgres: PostgresConnection
         do {
             postgres = try await PostgresConnection.connect(configuration.postgresConninfo, timeout: configuration.postgresTimeout)
         } catch {
-            return await endEarly(fail(error, context: "connecting to PostgreSQL"), "connecting to PostgreSQL: \(error)", recording: recording)
+            let code = fail(error, context: "connecting to PostgreSQL")
+            return await endEarlyClosing(await connectingValkey, code, "connecting to PostgreSQL: \(error)", recording: recording)
         }
         defer { postgres.close() }
         if locking {
@@ -59,15 +62,16 @@ struct JobRunner: Sendable {
                         + "; this run stops, the next scheduled one will retry"
                     logger.warning("\(message)")
                     FileHandle.standardError.write(Data("sync-job: \(message)\n".utf8))
-                    return await endEarly(75, message, recording: recording)
+                    return await endEarlyClosing(await connectingValkey, 75, message, recording: recording)
                 }
             } catch {
-                return await endEarly(fail(error, context: "taking the run lock"), "taking the run lock: \(error)", recording: recording)
+                let code = fail(error, context: "taking the run lock")
+                return await endEarlyClosing(await connectingValkey, code, "taking the run lock: \(error)", recording: recording)
             }
         }
         let valkey: any ValkeyClient
         do {
-            valkey = try await ValkeyClients.connect(configuration.valkey, cluster: configuration.valkeyCluster ? true : nil)
+            valkey = try await connectingValkey.get()
         } catch {
             return await endEarly(fail(error, context: "connecting to Valkey"), "connecting to Valkey: \(error)", recording: recording, tryValkey: false)
         }
@@ -89,6 +93,25 @@ struct JobRunner: Sendable {
         let code = await work(postgres, valkey)
         await valkey.close()
         return code
+    }
+
+    private func connectValkey() async -> Result<any ValkeyClient, any Error> {
+        do {
+            return .success(try await ValkeyClients.connect(configuration.valkey, cluster: configuration.valkeyCluster ? true : nil))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// `endEarly` on the Valkey connection made meanwhile, if any, which is closed after.
+    private func endEarlyClosing(_ connected: Result<any ValkeyClient, any Error>, _ code: Int32, _ error: String,
+                                 recording: Bool) async -> Int32 {
+        guard case .success(let valkey) = connected else {
+            return await endEarly(code, error, recording: recording, tryValkey: false)
+        }
+        let ended = await endEarly(code, error, recording: recording, valkey: valkey)
+        await valkey.close()
+        return ended
     }
 
     /// Records a run that ended before its stages, with `code` and `error`. The summary goes

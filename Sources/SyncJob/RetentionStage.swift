@@ -29,6 +29,10 @@ struct RetentionStage {
                 let expired = try await writer.expiredCount(valkey)
                 entries += writer.entriesNamedByID ? expired : 0
                 members += expired
+            } else if let connection = valkey as? ValkeyConnection {
+                let removed = try await writer.removeAllExpiredEntries(chunk: chunk, on: connection) { !Shutdown.stopRequested }
+                entries += removed.entries
+                members += removed.members
             } else {
                 // Each round trip removes one chunk and reads the next.
                 var ids = try await writer.expiredIDs(limit: chunk, valkey)

@@ -227,6 +227,34 @@ package final class ValkeyConnection: Sendable {
         return try await submit(.counting(bytes, count: count, promise), promise)
     }
 
+    /// Replies of a batch written with `enqueue`.
+    package struct PendingReplies: Sendable {
+        let future: EventLoopFuture<[RESPValue]>
+        let server: String
+
+        /// The replies in order, as `execute` returns them.
+        package func get() async throws -> [RESPValue] {
+            do {
+                return try await future.get()
+            } catch {
+                throw ValkeyChannelHandler.classify(error, server: server)
+            }
+        }
+    }
+
+    /// Writes `batch` at once and returns without waiting for its replies: batches enqueued
+    /// one after another reach the server in that order, so a caller may keep several in
+    /// flight. Bounded like `execute` by the command timeout.
+    package func enqueue(_ batch: CommandBatch) -> PendingReplies {
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        let writePromise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(ValkeyRequest.collect(batch.buffer, count: batch.count, promise), promise: writePromise)
+        writePromise.futureResult.whenFailure { [server = serverDescription] error in
+            promise.fail(ValkeyChannelHandler.classify(error, server: server))
+        }
+        return PendingReplies(future: promise.futureResult, server: serverDescription)
+    }
+
     /// False once the connection is closed, by either side.
     var isActive: Bool { channel.isActive }
 

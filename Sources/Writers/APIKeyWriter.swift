@@ -38,23 +38,30 @@ package struct APIKeyWriter: Sendable {
     /// The hashes `rows` (read with `query`) become, each rendered by the `api_key` template.
     package func plan(_ rows: [PostgresRow]) throws -> Plan {
         var plan = Plan()
+        plan.entries.reserveCapacity(rows.count)
+        plan.keys.reserveCapacity(rows.count)
         let template = templates[.apiKey]
         let prefix = Array(templates.prefix.utf8)
-        let apiKeyColumn = columns.firstIndex(of: "api_key")!
-        let revokedColumn = columns.firstIndex(of: "revoked")
+        let columns = columns
+        let columnIndex = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1, $0) })
+        let apiKeyColumn = columnIndex["api_key"]!
+        let revokedColumn = columnIndex["revoked"]
         let encodings = rows.first.map { first in (0..<first.count).map { FieldEncoding(typeOID: first[$0].typeOID) } } ?? []
         for row in rows {
-            let id = row[0].text ?? "?"
-            if let revokedColumn, (try? row[revokedColumn].decode(Bool.self)) == true { plan.revoked += 1 }
-            guard !row[apiKeyColumn].isNull else {
+            let id = row.text(0) ?? "?"
+            if let revokedColumn, let revoked = row.text(revokedColumn), revoked == "t" || revoked == "true" { plan.revoked += 1 }
+            guard row.text(apiKeyColumn) != nil else {
                 plan.skipped.append(Skip(id: id, reason: "the api_key is NULL"))
                 continue
             }
             var values: [String] = []
             values.reserveCapacity(columns.count)
-            for column in 0..<columns.count { values.append(try encodings[column].encode(row[column])) }
+            for column in 0..<columns.count {
+                // PostgreSQL's text is the field as it is for most types: no cell to build.
+                values.append(encodings[column] == .verbatim ? row.text(column) ?? "" : try encodings[column].encode(row[column]))
+            }
             guard let keyBytes = template.render(prefix: prefix, { name in
-                guard let index = columns.firstIndex(of: name), !row[index].isNull else { return nil }
+                guard let index = columnIndex[name], row.text(index) != nil else { return nil }
                 return Array(values[index].utf8)
             }) else {
                 plan.skipped.append(Skip(id: id, reason: "the key template names a NULL column"))
@@ -74,7 +81,7 @@ package struct APIKeyWriter: Sendable {
     /// knows every key it may have written.
     package func registration(of keys: Set<String>) -> CommandBatch {
         var batch = CommandBatch()
-        for chunk in keys.sorted().chunks(of: 1000) {
+        for chunk in Array(keys).chunks(of: 1000) {
             batch.appendCommand(argumentCount: 2 + chunk.count)
             batch.appendArgument("SADD")
             batch.appendArgument(registryKey)

@@ -40,7 +40,22 @@ extension ValkeyClient {
     /// Sends `batch`, keeping no replies (large batches); any error reply throws `CacheRefusal`.
     package func sendCounting(_ batch: CommandBatch, doing what: String) async throws {
         guard !batch.isEmpty else { return }
-        let outcome = try await executeCountingErrors(batch)
+        try refuseOnErrors(try await executeCountingErrors(batch), doing: what)
+    }
+
+    /// Sends `batches` in order, keeping no replies. On a standalone server they are streamed
+    /// on the connection (the server applies one while the next is built) and the first error
+    /// reply throws `CacheRefusal` once all were sent; a cluster gets them one pipeline at a time.
+    package func sendCounting(_ batches: some Sequence<CommandBatch>, doing what: String) async throws {
+        guard let connection = self as? ValkeyConnection else {
+            for batch in batches { try await sendCounting(batch, doing: what) }
+            return
+        }
+        var iterator = batches.makeIterator()
+        try refuseOnErrors(try await connection.executeStreaming { iterator.next() }, doing: what)
+    }
+
+    private func refuseOnErrors(_ outcome: PipelineOutcome, doing what: String) throws {
         if let first = outcome.firstErrors.first {
             throw CacheRefusal(server: serverDescription, what: what, reply: first.message, refused: outcome.errorCount)
         }

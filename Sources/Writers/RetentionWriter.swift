@@ -31,17 +31,68 @@ package struct RetentionWriter: Sendable {
 
     /// The first `limit` expired members of the global index: the ids of the first chunk.
     package func expiredIDs(limit: Int, _ valkey: any ValkeyClient) async throws -> [String] {
-        let reply = try await valkey.send(readExpired(limit: limit))
-        return (reply.array ?? []).compactMap(\.string)
+        ids(in: try await valkey.send(readExpired(offset: 0, limit: limit)))
+    }
+
+    /// What one removal pipeline did: the entries and members removed, and the ids read after.
+    package struct Removal: Sendable {
+        package var entries = 0
+        package var members = 0
+        /// Expired ids read after the removal (empty: none there).
+        package var next: [String] = []
     }
 
     /// Removes `ids` (expired members of the global index) and their entry hashes, and reads
-    /// the next chunk of up to `limit` expired ids in the same round trip: the read comes
-    /// after the removal in the pipeline, so it never returns the ids just removed.
-    /// Returns the entries and members removed, and the next chunk (empty: nothing is left).
-    package func removeExpiredEntries(_ ids: [String], thenRead limit: Int,
-                                      _ valkey: any ValkeyClient) async throws -> (entries: Int, members: Int, next: [String]) {
-        guard !ids.isEmpty else { return (0, 0, []) }
+    /// up to `limit` expired ids in the same round trip, skipping the first `skip`: the read
+    /// comes after the removal in the pipeline, so it never returns the ids just removed.
+    package func removeExpiredEntries(_ ids: [String], thenRead limit: Int, skipping skip: Int = 0,
+                                      _ valkey: any ValkeyClient) async throws -> Removal {
+        guard !ids.isEmpty else { return Removal() }
+        let (batch, unlinks) = removal(of: ids, thenRead: limit, skipping: skip)
+        return removed(try await valkey.sendAll(batch, doing: removing), unlinks: unlinks)
+    }
+
+    /// `removeExpiredEntries` for a standalone server, with up to two pipelines in flight, so
+    /// that Valkey works while this process reads one chunk's replies and builds the next.
+    /// Each pipeline reads the expired ids one chunk further on (the chunk after the one
+    /// already on its way); a last read from the start, once both are drained, catches
+    /// any member that moved under the offsets. `proceed` is asked before each pipeline.
+    package func removeAllExpiredEntries(chunk: Int, on connection: ValkeyConnection,
+                                         proceed: () async -> Bool) async throws -> Removal {
+        var total = Removal()
+        var known = try await expiredIDs(limit: 2 * chunk, connection)
+        var inFlight: [(replies: ValkeyConnection.PendingReplies, unlinks: Int)] = []
+        while true {
+            while inFlight.count < 2, !known.isEmpty, await proceed() {
+                let ids = Array(known.prefix(chunk))
+                known.removeFirst(ids.count)
+                let (batch, unlinks) = removal(of: ids, thenRead: chunk, skipping: chunk)
+                inFlight.append((connection.enqueue(batch), unlinks))
+            }
+            guard !inFlight.isEmpty else {
+                guard await proceed() else { return total }
+                known = try await expiredIDs(limit: 2 * chunk, connection)
+                if known.isEmpty { return total }
+                continue
+            }
+            let first = inFlight.removeFirst()
+            let replies = try await first.replies.get()
+            if let error = replies.first(where: \.isError) {
+                throw CacheRefusal(server: connection.serverDescription, what: removing, reply: error.errorMessage ?? "?",
+                                   refused: replies.filter(\.isError).count)
+            }
+            let removal = removed(replies, unlinks: first.unlinks)
+            total.entries += removal.entries
+            total.members += removal.members
+            known += removal.next
+        }
+    }
+
+    private var removing: String { "removing expired \(table.name) entries" }
+
+    /// The pipeline of one chunk: the entries' UNLINKs, one ZREM of the ids from the global
+    /// index, then the read of the next expired ids; and how many UNLINKs lead it.
+    private func removal(of ids: [String], thenRead limit: Int, skipping skip: Int) -> (CommandBatch, unlinks: Int) {
         var batch = CommandBatch()
         if entriesNamedByID {
             // One UNLINK per entry: in cluster mode the entries live in different slots.
@@ -52,15 +103,22 @@ package struct RetentionWriter: Sendable {
         }
         let unlinks = batch.count
         batch.append(["ZREM", globalIndex] + ids)
-        batch.append(readExpired(limit: limit))
-        let replies = try await valkey.sendAll(batch, doing: "removing expired \(table.name) entries")
-        let entries = replies.prefix(unlinks).reduce(0) { $0 + Int($1.int ?? 0) }
-        let next = (replies.last?.array ?? []).compactMap(\.string)
-        return (entries, Int(replies[unlinks].int ?? 0), next)
+        batch.append(readExpired(offset: skip, limit: limit))
+        return (batch, unlinks)
     }
 
-    private func readExpired(limit: Int) -> [String] {
-        ["ZRANGEBYSCORE", globalIndex, "-inf", bound, "LIMIT", "0", String(limit)]
+    private func removed(_ replies: [RESPValue], unlinks: Int) -> Removal {
+        Removal(entries: replies.prefix(unlinks).reduce(0) { $0 + Int($1.int ?? 0) },
+                members: Int(replies[unlinks].int ?? 0),
+                next: ids(in: replies[replies.count - 1]))
+    }
+
+    private func ids(in reply: RESPValue) -> [String] {
+        (reply.array ?? []).compactMap(\.string)
+    }
+
+    private func readExpired(offset: Int, limit: Int) -> [String] {
+        ["ZRANGEBYSCORE", globalIndex, "-inf", bound, "LIMIT", String(offset), String(limit)]
     }
 
     /// Visits the registered index keys chunk by chunk (the global index, trimmed with its

@@ -2,6 +2,9 @@ import Foundation
 import Postgres
 import RESP
 import Testing
+import Timestamps
+import Watermarks
+import Writers
 
 /// The `retention` stage (SPEC §6) against the real servers.
 @Suite(.timeLimit(.minutes(10))) struct RetentionTests {
@@ -51,6 +54,50 @@ import Testing
             let registry = try await job.valkey.send("SMEMBERS", job.prefix + "sync:indexes:usage_logs").array?.compactMap(\.string) ?? []
             #expect(!registry.contains(job.prefix + "usage_logs:index:asset:ETH"))
             #expect(registry.contains(job.prefix + "usage_logs:index:asset:BTC"))
+        }
+    }
+}
+
+/// The standalone removal keeps two pipelines in flight, each reading the expired ids one
+/// chunk ahead by offset: members that appear under those offsets must still all go.
+@Suite(.timeLimit(.minutes(10))) struct PipelinedRetentionTests {
+    @Test func everyExpiredMemberGoesWhenTheIndexChangesUnderTheOffsets() async throws {
+        try await withHarness { job in
+            let now = Timestamp(microsecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            let writer = RetentionWriter(templates: try KeyTemplates(prefix: job.prefix), table: .usageLogs,
+                                         cutoff: Timestamp.retentionCutoff(now: now, days: 93))
+            let old = now.unixSeconds - 100 * 86_400
+            func id(_ n: Int) -> String { String(format: "00000000-0000-0000-0000-%012d", n) }
+            var fill = CommandBatch()
+            for n in 0..<45 {
+                // 40 expired entries, 5 fresh ones.
+                let score = n < 40 ? old + Int64(n) : now.unixSeconds - Int64(n)
+                fill.append("HSET", job.prefix + "usage_log:" + id(n), "id", id(n))
+                fill.append("ZADD", writer.globalIndex, String(score), id(n))
+            }
+            _ = try await job.valkey.execute(fill)
+            // Every second time it is asked, an expired member sorting before all others
+            // appears: the offset reads of the pipelines in flight then skip members.
+            var asked = 0
+            var added = 0
+            let removed = try await writer.removeAllExpiredEntries(chunk: 3, on: job.valkey) {
+                asked += 1
+                if asked % 2 == 0, added < 8 {
+                    added += 1
+                    let late = id(1000 + added)
+                    _ = try? await job.valkey.send("HSET", job.prefix + "usage_log:" + late, "id", late)
+                    _ = try? await job.valkey.send("ZADD", writer.globalIndex, String(old - Int64(added)), late)
+                }
+                return true
+            }
+            #expect(added >= 4)
+            #expect(removed.members == 40 + added)
+            #expect(removed.entries == 40 + added)
+            let left = try await job.valkey.send("ZRANGE", writer.globalIndex, "0", "-1").array?.compactMap(\.string) ?? []
+            #expect(Set(left) == Set((40..<45).map(id)))
+            for n in [0, 20, 39] + (1...added).map({ 1000 + $0 }) {
+                #expect(try await job.valkey.send("EXISTS", job.prefix + "usage_log:" + id(n)).int == 0, "\(id(n))")
+            }
         }
     }
 }

@@ -163,6 +163,8 @@ import Valkey
 
         let collecting = try await ValkeyConnection.connect(try ValkeyConfiguration(url: server.url))
         let counting = try await ValkeyConnection.connect(try ValkeyConfiguration(url: server.url))
+        var probing = try ValkeyConfiguration(url: server.url)
+        probing.commandTimeout = .milliseconds(300)
         var batch = CommandBatch()
         batch.append("SET", "a", "1")
         batch.append("DEBUG", "SLEEP", "30")
@@ -171,7 +173,19 @@ import Valkey
         let start = ContinuousClock.now
         let collected = Task { try await collecting.execute(batch) }
         let counted = Task { try await counting.executeCountingErrors(batch) }
-        try await Task.sleep(for: .milliseconds(700))
+        // The pipelines are mid-way once the server sleeps inside them: a PING goes unanswered.
+        var sleeping = false
+        for _ in 0..<100 where !sleeping {
+            do {
+                // Connecting says HELLO, which times out the same way.
+                let probe = try await ValkeyConnection.connect(probing)
+                _ = try await probe.send("PING")
+                await probe.close()
+            } catch let error as ValkeyError where error.kind == .timeout {
+                sleeping = true  // the client closed the probe
+            }
+        }
+        try #require(sleeping, "the server never started DEBUG SLEEP")
         server.kill()
         await #expect {
             _ = try await collected.value
