@@ -43,12 +43,12 @@ package struct RetentionWriter: Sendable {
     }
 
     /// Removes `ids` (expired members of the global index) and their entry hashes, and reads
-    /// up to `limit` expired ids in the same round trip, skipping the first `skip`: the read
-    /// comes after the removal in the pipeline, so it never returns the ids just removed.
-    package func removeExpiredEntries(_ ids: [String], thenRead limit: Int, skipping skip: Int = 0,
+    /// the next chunk of up to `limit` expired ids in the same round trip: the read comes
+    /// after the removal in the pipeline, so it never returns the ids just removed.
+    package func removeExpiredEntries(_ ids: [String], thenRead limit: Int,
                                       _ valkey: any ValkeyClient) async throws -> Removal {
         guard !ids.isEmpty else { return Removal() }
-        let (batch, unlinks) = removal(of: ids, thenRead: limit, skipping: skip)
+        let (batch, unlinks) = removal(of: ids, thenRead: limit, skipping: 0)
         return removed(try await valkey.sendAll(batch, doing: removing), unlinks: unlinks)
     }
 
