@@ -85,9 +85,7 @@ struct JobRunner: Sendable {
                 try? await Task.sleep(for: .milliseconds(500))
             } catch {
                 let code = fail(error, context: "talking to Valkey")
-                let ended = await endEarly(code, "talking to Valkey: \(error)", recording: recording, valkey: valkey)
-                await valkey.close()
-                return ended
+                return await endEarlyClosing(.success(valkey), code, "talking to Valkey: \(error)", recording: recording)
             }
         }
         let code = await work(postgres, valkey)

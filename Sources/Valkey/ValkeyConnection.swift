@@ -247,11 +247,7 @@ package final class ValkeyConnection: Sendable {
     /// flight. Bounded like `execute` by the command timeout.
     package func enqueue(_ batch: CommandBatch) -> PendingReplies {
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        let writePromise = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(ValkeyRequest.collect(batch.buffer, count: batch.count, promise), promise: writePromise)
-        writePromise.futureResult.whenFailure { [server = serverDescription] error in
-            promise.fail(ValkeyChannelHandler.classify(error, server: server))
-        }
+        write(.collect(batch.buffer, count: batch.count, promise), failing: promise)
         return PendingReplies(future: promise.futureResult, server: serverDescription)
     }
 
@@ -280,13 +276,7 @@ package final class ValkeyConnection: Sendable {
         while let batch = try await nextBatch() {
             guard !batch.isEmpty else { continue }
             let promise = channel.eventLoop.makePromise(of: PipelineOutcome.self)
-            let writePromise = channel.eventLoop.makePromise(of: Void.self)
-            channel.writeAndFlush(ValkeyRequest.counting(batch.buffer, count: batch.count, promise), promise: writePromise)
-            let write = writePromise.futureResult
-            write.whenFailure { [server = serverDescription] error in
-                promise.fail(ValkeyChannelHandler.classify(error, server: server))
-            }
-            writes.append(write)
+            writes.append(write(.counting(batch.buffer, count: batch.count, promise), failing: promise))
             replies.append((written, promise.futureResult))
             written += batch.count
             if writes.count >= 2 {
@@ -344,12 +334,20 @@ package final class ValkeyConnection: Sendable {
     // MARK: Plumbing
 
     private func submit<T: Sendable>(_ request: ValkeyRequest, _ promise: EventLoopPromise<T>) async throws -> T {
+        write(request, failing: promise)
+        return try await mapErrors { try await promise.futureResult.get() }
+    }
+
+    /// Writes `request`; a failed write fails `promise` (the request's own) with the error
+    /// classified. Returns the write's future, which completes once the bytes reached the socket.
+    @discardableResult
+    private func write<T: Sendable>(_ request: ValkeyRequest, failing promise: EventLoopPromise<T>) -> EventLoopFuture<Void> {
         let writePromise = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(request, promise: writePromise)
         writePromise.futureResult.whenFailure { [server = serverDescription] error in
             promise.fail(ValkeyChannelHandler.classify(error, server: server))
         }
-        return try await mapErrors { try await promise.futureResult.get() }
+        return writePromise.futureResult
     }
 
     private static func submitSingle(_ bytes: ByteBuffer, on channel: any Channel, server: String) async throws -> RESPValue {

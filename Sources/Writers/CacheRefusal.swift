@@ -29,7 +29,11 @@ extension ValkeyClient {
     /// Sends `batch` and returns its replies; any error reply throws `CacheRefusal` naming `what`.
     package func sendAll(_ batch: CommandBatch, doing what: String) async throws -> [RESPValue] {
         guard !batch.isEmpty else { return [] }
-        let replies = try await execute(batch)
+        return try refuseOnErrors(try await execute(batch), doing: what)
+    }
+
+    /// `replies`, unless one is an error: then `CacheRefusal` naming `what` and the first.
+    package func refuseOnErrors(_ replies: [RESPValue], doing what: String) throws -> [RESPValue] {
         let errors = replies.filter(\.isError)
         if let first = errors.first {
             throw CacheRefusal(server: serverDescription, what: what, reply: first.errorMessage ?? "?", refused: errors.count)

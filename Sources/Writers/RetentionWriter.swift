@@ -76,11 +76,7 @@ package struct RetentionWriter: Sendable {
                 continue
             }
             let first = inFlight.removeFirst()
-            let replies = try await first.replies.get()
-            if let error = replies.first(where: \.isError) {
-                throw CacheRefusal(server: connection.serverDescription, what: removing, reply: error.errorMessage ?? "?",
-                                   refused: replies.filter(\.isError).count)
-            }
+            let replies = try connection.refuseOnErrors(try await first.replies.get(), doing: removing)
             let removal = removed(replies, unlinks: first.unlinks)
             total.entries += removal.entries
             total.members += removal.members
