@@ -426,7 +426,7 @@ private func passwords(in conninfo: String?) -> [String] {
 }
 
 /// The options a conninfo string or URL sets (with a value), as libpq itself parses it.
-private func conninfoOptions(_ conninfo: String?) -> [(keyword: String, value: String)] {
+func conninfoOptions(_ conninfo: String?) -> [(keyword: String, value: String)] {
     guard let conninfo, !conninfo.isEmpty else { return [] }
     var parseError: UnsafeMutablePointer<CChar>?
     guard let options = PQconninfoParse(conninfo, &parseError) else {

@@ -108,34 +108,6 @@ struct EffectiveConfiguration: Codable, Equatable {
 
     /// A URL or conninfo with its password replaced by "***".
     static func hidingPassword(_ conninfo: String) -> String {
-        if let schemeEnd = conninfo.range(of: "://") {
-            let rest = conninfo[schemeEnd.upperBound...]
-            let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
-            let authority = rest[..<authorityEnd]
-            guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return conninfo }
-            return String(conninfo[..<colon]) + ":***" + String(conninfo[at...])
-        }
-        // keyword=value form: password=... or password='...'
-        var result = ""
-        var rest = Substring(conninfo)
-        while let range = rest.range(of: "password") {
-            result += rest[..<range.upperBound]
-            rest = rest[range.upperBound...]
-            let spaces = rest.prefix { $0 == " " }
-            guard rest.dropFirst(spaces.count).first == "=" else { continue }
-            rest = rest.dropFirst(spaces.count + 1).drop { $0 == " " }
-            result += spaces + "=***"
-            if rest.first == "'" {
-                var index = rest.index(after: rest.startIndex)
-                while index < rest.endIndex, rest[index] != "'" {
-                    if rest[index] == "\\" { index = rest.index(after: index) }
-                    if index < rest.endIndex { index = rest.index(after: index) }
-                }
-                rest = index < rest.endIndex ? rest[rest.index(after: index)...] : rest[rest.endIndex...]
-            } else {
-                rest = rest.drop { $0 != " " }
-            }
-        }
-        return result + rest
+        PostgresConnection.hidingPassword(in: conninfo)
     }
 }

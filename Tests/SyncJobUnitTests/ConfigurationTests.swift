@@ -102,10 +102,34 @@ import Timestamps
         ("postgresql://u@h/db", "postgresql://u@h/db"),
         ("postgresql://h/db", "postgresql://h/db"),
         ("host=h password=pw user=u", "host=h password=*** user=u"),
-        ("host=h password = 'p w\\'x' user=u", "host=h password =*** user=u"),
+        ("host=h password = 'p w\\'x' user=u", "host=h password = *** user=u"),
         ("password=pw", "password=***"),
+        // The password as a URL query parameter, as libpq accepts it, however it is spelt.
+        ("postgresql://u@h/db?password=s3cret", "postgresql://u@h/db?password=***"),
+        ("postgres://u@h/db?sslmode=disable&password=s3cret#frag", "postgres://u@h/db?sslmode=disable&password=***#frag"),
+        ("postgresql://u@h/db?%70assword=s3cret&application_name=x", "postgresql://u@h/db?%70assword=***&application_name=x"),
+        ("postgresql://u:pw@h1:5432,h2:5433/db?password=s3cret", "postgresql://u:***@h1:5432,h2:5433/db?password=***"),
+        // Any whitespace separates keywords; the ones after the password stay.
+        ("host=h\tpassword=s3cret\nuser=u", "host=h\tpassword=***\nuser=u"),
+        ("host=h password=s3\\ cret user=u", "host=h password=*** user=u"),
+        ("host=h password='' user=u", "host=h password=*** user=u"),
+        // A keyword string whose dbname holds a URL is still a keyword string.
+        ("dbname=postgresql://x password=s3cret", "dbname=postgresql://x password=***"),
+        ("mydb", "mydb"),
     ])
     func hidesThePassword(given: String, shown: String) {
         #expect(EffectiveConfiguration.hidingPassword(given) == shown)
+    }
+
+    /// What the masks miss, libpq's own reading of the string catches: the password is
+    /// never shown, whatever the string looks like.
+    @Test(arguments: [
+        "host=h password=pw password=s3cret",
+        "postgresql://u:s3cret@h/db?password=s3cret",
+        "host=h password = s3cret",
+    ])
+    func neverShowsWhatLibpqReadsAsThePassword(given: String) {
+        let shown = EffectiveConfiguration.hidingPassword(given)
+        #expect(!shown.contains("s3cret"), "\(shown)")
     }
 }
