@@ -11,13 +11,18 @@ package struct ClusterNodeAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `host:port` (the last colon separates the port, so IPv6 hosts work too).
+    /// The ports a node can listen on.
+    static let ports: ClosedRange<Int64> = 1...65535
+
+    /// Parses `host:port` (the last colon separates the port, so IPv6 hosts work too); nil for
+    /// anything else, a port outside 1...65535 or an empty host.
     package init?(_ text: Substring) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int64(text[text.index(after: colon)...]),
+              Self.ports.contains(port) else { return nil }
         var host = text[..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty else { return nil }
-        self.init(host: String(host), port: port)
+        self.init(host: String(host), port: Int(port))
     }
 
     package var description: String {
@@ -44,7 +49,8 @@ package struct ClusterSlotMap: Sendable {
         for range in ranges {
             guard let parts = range.array, parts.count >= 3,
                   let start = parts[0].int, let end = parts[1].int, 0 <= start, start <= end, end < Int64(HashSlot.count),
-                  let primary = parts[2].array, primary.count >= 2, let port = primary[1].int
+                  let primary = parts[2].array, primary.count >= 2, let port = primary[1].int,
+                  ClusterNodeAddress.ports.contains(port)
             else {
                 throw ValkeyError(.protocolError, server: queried.description, message: "unexpected CLUSTER SLOTS entry \(range)")
             }

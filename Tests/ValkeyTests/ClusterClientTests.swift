@@ -16,6 +16,11 @@ struct ClusterRoutingTests {
         #expect(ClusterRedirect("WRONGTYPE Operation against a key holding the wrong kind of value") == nil)
         #expect(ClusterRedirect("MOVED notanumber h:1") == nil)
         #expect(ClusterRedirect("MOVED 99999 h:1") == nil)
+        // A redirection to a port no node can listen on is an error reply, not a reconnect.
+        #expect(ClusterRedirect("MOVED 1 h:0") == nil)
+        #expect(ClusterRedirect("ASK 1 h:65536") == nil)
+        #expect(ClusterRedirect("MOVED 1 h:-6379") == nil)
+        #expect(ClusterRedirect("MOVED 1 :6379") == nil)
     }
 
     @Test func slotMapFromClusterSlots() throws {
@@ -30,6 +35,19 @@ struct ClusterRoutingTests {
         map.assign(42, to: ClusterNodeAddress(host: "10.0.0.3", port: 7002))
         #expect(map.node(for: 42)?.port == 7002)
         #expect(map.servingNodes.count == 3)
+    }
+
+    /// A node that reports a port no node can listen on answered garbage: the error names it.
+    @Test(arguments: [0, -1, 65536])
+    func slotMapRefusesAnImpossiblePort(port: Int64) {
+        let reply = RESPValue.array([
+            .array([.integer(0), .integer(16383), .array([.bulkString(ByteBuffer(string: "10.0.0.1")), .integer(port)])]),
+        ])
+        #expect {
+            try ClusterSlotMap(clusterSlots: reply, queried: ClusterNodeAddress(host: "seed", port: 7001))
+        } throws: { error in
+            "\(error)".contains("seed:7001") && "\(error)".contains("CLUSTER SLOTS")
+        }
     }
 
     @Test func clusterOptionInTheURL() throws {
