@@ -312,7 +312,7 @@ private func nested(_ type: Character, depth: Int) -> String {
 }
 
 /// SplitMix64: a small deterministic generator, so that a failing case can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

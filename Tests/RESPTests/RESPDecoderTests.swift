@@ -195,7 +195,8 @@ private let everyType = "*14\r\n+OK\r\n-ERR x\r\n:123\r\n$5\r\nhe\r\no\r\n$-1\r\
     }
 
     @Test func randomGarbageNeverCrashes() {
-        var generator = SystemRandomNumberGenerator()
+        // Seeded: the same 3,000 inputs every run, so that a crash reproduces.
+        var generator = SplitMix64(state: 0x5EED_0F_6A7BA6E)
         let alphabet = Array("*$%~>|:+-_,#(!=\r\n0123456789-?abc".utf8)
         for _ in 0..<3000 {
             let length = Int.random(in: 1...40, using: &generator)
