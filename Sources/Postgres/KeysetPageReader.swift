@@ -51,6 +51,15 @@ package struct KeysetPageReader: Sendable {
         return try rows.first?[0].decode(Timestamp.self)
     }
 
+    /// `newestTimestamp()` and the number of rows without a timestamp, in one statement (each
+    /// part still reads only the (timestamp, id) index).
+    package func newestTimestampAndUntimestampedCount() async throws -> (newest: Timestamp?, untimestamped: Int) {
+        let rows = try await connection.query(
+            "SELECT (SELECT max(\(timestampColumn)) FROM \(source)), (SELECT count(*) FROM \(source) WHERE \(timestampColumn) IS NULL)")
+        guard let row = rows.first else { return (nil, 0) }
+        return (try row[0].decode(Timestamp.self), try row[1].decode(Int.self) ?? 0)
+    }
+
     // The parameters are untyped, so PostgreSQL gives each the type of the column it is
     // compared with: the comparisons stay within one type and use the (timestamp, id) index,
     // for timestamptz or timestamp columns and uuid, bigint or text ids alike. A bound is sent

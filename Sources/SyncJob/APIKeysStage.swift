@@ -34,7 +34,8 @@ struct APIKeysStage {
         report.count("revoked", plan.revoked)
         if dryRun { return }
 
-        try await valkey.sendCounting(writer.registration(of: plan.keys), doing: "registering API keys")
+        // Only keys the registry does not hold yet: an unchanged table registers nothing.
+        try await valkey.sendCounting(writer.registration(of: plan.keys.subtracting(previous)), doing: "registering API keys")
         // Small batches, streamed: Valkey applies one while the next is encoded.
         try await valkey.sendCounting(plan.entries.chunks(of: min(configuration.batchSize, 250)).lazy.map(writer.hashes),
                                       doing: "writing API keys")

@@ -60,8 +60,6 @@ enum ExitCodes {
             return " — check --valkey-ca-file, --valkey-cert-file, --valkey-key-file and --valkey-tls-server-name"
         case is SearchIndexError:
             return " — check --docs / SYNC_DOCS"
-        case is WatermarkError:
-            return ""
         default:
             return ""
         }

@@ -28,9 +28,11 @@ struct LogCopyStage: Sendable {
 
     func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let store = WatermarkStore(connection: valkey, templates: configuration.keys)
+        // The watermark is read while PostgreSQL tells the time.
+        async let storedWatermark = store.read(table.name)
         let databaseNow = try await postgres.databaseNow()
         let cutoff = Timestamp.retentionCutoff(now: databaseNow, days: configuration.retentionDays)
-        let watermark = try await store.read(table.name)
+        let watermark = try await storedWatermark
         var window = ReadWindow(watermark: watermark, overlap: configuration.overlap,
                                 settle: configuration.settle, databaseNow: databaseNow, cutoff: cutoff)
         report.fact("watermark_before", watermark?.rfc3339 ?? "none")
@@ -43,18 +45,17 @@ struct LogCopyStage: Sendable {
         let outcome = try await copy(window: window, cutoff: cutoff, postgres: postgres, valkey: valkey,
                                      store: store, watermark: watermark)
         report.fact("watermark_after", dryRun ? (watermark?.rfc3339 ?? "none") : (outcome.watermark?.rfc3339 ?? "none"))
-        if let newest = try await KeysetPageReader(connection: postgres, table: table.name, columns: ["id"], pageSize: 1).newestTimestamp(),
-           let after = dryRun ? watermark : outcome.watermark {
+        let source = try await KeysetPageReader(connection: postgres, table: table.name, columns: ["id"], pageSize: 1)
+            .newestTimestampAndUntimestampedCount()
+        if let newest = source.newest, let after = dryRun ? watermark : outcome.watermark {
             let lag = Double(max(0, newest.microsecondsSinceEpoch - after.microsecondsSinceEpoch)) / 1e6
             report.fact("lag_seconds", String(format: "%.3f", lag))
         }
         if outcome.interrupted { report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the batch in flight") }
-        let nullTimestamps = try await postgres.query(
-            "select count(*) from \(quoteIdentifier(table.name)) where \"timestamp\" is null")
         report.count("read", outcome.read)
         report.count(dryRun ? "would_write" : "written", outcome.written)
         report.count("skipped_too_old", outcome.skippedTooOld)
-        report.count("skipped_null_timestamp", try nullTimestamps.first?[0].decode(Int.self) ?? 0)
+        report.count("skipped_null_timestamp", source.untimestamped)
         if outcome.skippedNullKey > 0 {
             report.count("skipped_null_key", outcome.skippedNullKey)
             report.fact("skipped_null_key_first_ids", outcome.firstSkippedNullKeyIDs.joined(separator: " "))

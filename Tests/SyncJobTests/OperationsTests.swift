@@ -40,6 +40,29 @@ import Valkey
         }
     }
 
+    /// Rows without a timestamp are never copied (no window holds them) and the stage counts
+    /// them; the lag is measured from the newest timestamped row.
+    @Test func rowsWithoutATimestampAreCountedNotCopied() async throws {
+        try await withHarness { job in
+            try await job.generate(usageRows: 200, reportRows: 0, apiKeys: 5)
+            _ = try await job.postgres.execute("update usage_logs set \"timestamp\" = null where id in (select id from usage_logs order by id limit 7)")
+            let expected = try #require(try await job.postgres.query("select count(*) from usage_logs where \"timestamp\" is null").first?[0].decode(Int.self))
+            let untimestamped = try await job.postgres.query("select id::text from usage_logs where \"timestamp\" is null").compactMap { $0.text(0) }
+            #expect(expected >= 7)
+            let run = try await job.run(["run", "--stage", "usage-logs"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("skipped null timestamp \(expected),"), "\(run.stdout)")
+            for id in untimestamped {
+                #expect(try await job.valkey.send("EXISTS", job.prefix + "usage_log:" + id).int == 0, "\(id) was copied")
+            }
+            let lastRun = try #require(try await job.string("sync:last_run"))
+            let summary = try #require(try JSONSerialization.jsonObject(with: Data(lastRun.utf8)) as? [String: Any])
+            let stage = try #require((summary["stages"] as? [[String: Any]])?.first)
+            #expect((stage["counts"] as? [String: Int])?["skipped_null_timestamp"] == expected, "\(stage)")
+            #expect((stage["facts"] as? [String: String])?["lag_seconds"] == "0.000", "\(stage)")
+        }
+    }
+
     /// One reader of watermark keys: a value that is not a timestamp is reported as such by
     /// `status` (verbatim, marked), and ends `verify` and the copy with a message naming the key.
     @Test func aMalformedWatermarkIsReportedEverywhere() async throws {
