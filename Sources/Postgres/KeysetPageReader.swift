@@ -42,7 +42,18 @@ package struct KeysetPageReader: Sendable {
     /// cursor after each page is (last row's timestamp, last row's id). The next page is read
     /// while the caller handles the current one.
     package func pages(from: Timestamp, until: Timestamp) -> KeysetPages {
-        KeysetPages(plan: PagePlan(reader: self, from: from, until: until))
+        let reader = self
+        return KeysetPages(plan: PagePlan(
+            pageSize: pageSize,
+            firstPage: {
+                try await reader.connection.query(
+                    reader.firstPageSQL, [.timestamp(from), .timestamp(until), .int(Int64(reader.pageSize))])
+            },
+            pageAfter: { last in
+                let cursor = try reader.cursor(after: last)
+                return try await reader.connection.query(
+                    reader.nextPageSQL, [.text(cursor.timestamp), .text(cursor.id), .timestamp(until), .int(Int64(reader.pageSize))])
+            }))
     }
 
     /// The newest timestamp in the table (max), or nil when it holds no timestamped row.
@@ -87,7 +98,50 @@ package struct KeysetPageReader: Sendable {
     }
 }
 
-/// The pages of one read window, as an AsyncSequence; iterate it once.
+/// Reads a whole table page by page in the order of its unique `id` column, without OFFSET:
+/// each page continues after the previous page's last id, so with a snapshot
+/// (`PostgresConnection.withSnapshot`) every row is read exactly once, and memory holds at
+/// most the page being processed plus the one being read ahead.
+package struct IDPageReader: Sendable {
+    package let connection: PostgresConnection
+    package let pageSize: Int
+    private let firstPageSQL: String
+    private let nextPageSQL: String
+    private let source: String
+    private let idIndex: Int
+
+    /// `columns` must hold `idColumn`; names are quoted as identifiers (see `KeysetPageReader`).
+    package init(connection: PostgresConnection, table: String, columns: [String], idColumn: String = "id", pageSize: Int) {
+        precondition(pageSize > 0, "a page holds at least one row")
+        self.connection = connection
+        self.pageSize = pageSize
+        let selectList = columns.map(quoteIdentifier).joined(separator: ", ")
+        source = quoteIdentifier(table)
+        let id = quoteIdentifier(idColumn)
+        // The cursor goes back untyped, as the exact text PostgreSQL returned: the comparison
+        // stays within the column's own type (uuid, bigint, text) and uses its index.
+        firstPageSQL = "SELECT \(selectList) FROM \(source) ORDER BY \(id) LIMIT $1"
+        nextPageSQL = "SELECT \(selectList) FROM \(source) WHERE \(id) > $1 ORDER BY \(id) LIMIT $2"
+        idIndex = columns.firstIndex(of: idColumn)!
+    }
+
+    /// Every row, page by page; the next page is read while the caller handles the current one.
+    package func pages() -> KeysetPages {
+        let reader = self
+        return KeysetPages(plan: PagePlan(
+            pageSize: pageSize,
+            firstPage: { try await reader.connection.query(reader.firstPageSQL, [.int(Int64(reader.pageSize))]) },
+            pageAfter: { last in
+                guard let id = last.text(reader.idIndex) else {
+                    throw PostgresError(kind: .decoding, message: "keyset column \"\(last.columnNames[reader.idIndex])\" of row \(last.rowIndex) is NULL in \(reader.source)",
+                                        server: reader.connection.serverDescription)
+                }
+                return try await reader.connection.query(reader.nextPageSQL, [.text(id), .int(Int64(reader.pageSize))])
+            }))
+    }
+}
+
+/// The pages of one read, as an AsyncSequence; iterate it once.
 package struct KeysetPages: AsyncSequence, Sendable {
     package typealias Element = [PostgresRow]
     fileprivate let plan: PagePlan
@@ -122,33 +176,22 @@ package struct KeysetPages: AsyncSequence, Sendable {
                 throw error
             }
             // A short page is the last one; a full page may have a successor, read ahead now.
-            guard page.count == plan.reader.pageSize, let last = page.last else {
+            guard page.count == plan.pageSize, let last = page.last else {
                 state = .finished
                 return page.isEmpty ? nil : page
             }
-            let cursor = try plan.reader.cursor(after: last)
-            let plan = self.plan
-            state = .reading(PageRead { try await plan.page(after: cursor) })
+            let pageAfter = plan.pageAfter
+            state = .reading(PageRead { try await pageAfter(last) })
             return page
         }
     }
 }
 
-/// The fixed parts of one read window.
+/// How to read the first page and the page after a row.
 private struct PagePlan: Sendable {
-    let reader: KeysetPageReader
-    let from: Timestamp
-    let until: Timestamp
-
-    @Sendable func firstPage() async throws -> [PostgresRow] {
-        try await reader.connection.query(
-            reader.firstPageSQL, [.timestamp(from), .timestamp(until), .int(Int64(reader.pageSize))])
-    }
-
-    func page(after cursor: (timestamp: String, id: String)) async throws -> [PostgresRow] {
-        try await reader.connection.query(
-            reader.nextPageSQL, [.text(cursor.timestamp), .text(cursor.id), .timestamp(until), .int(Int64(reader.pageSize))])
-    }
+    let pageSize: Int
+    let firstPage: @Sendable () async throws -> [PostgresRow]
+    let pageAfter: @Sendable (PostgresRow) async throws -> [PostgresRow]
 }
 
 /// One page being read ahead; abandoning it (the caller stopped iterating) cancels the query.

@@ -59,6 +59,24 @@ package final class PostgresConnection: Sendable {
         try await run { handle in try handle.execute(sql, parameters, multiStatement: parameters.isEmpty).affectedRows }
     }
 
+    /// Runs `body` in one read-only REPEATABLE READ transaction, so that every query in it
+    /// sees the same snapshot of the database (a table read in pages reads each row once, as
+    /// one query would). Committed when `body` returns; rolled back when it throws.
+    package func withSnapshot<R>(_ body: () async throws -> R) async throws -> R {
+        try await execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        let result: R
+        do {
+            result = try await body()
+        } catch {
+            // The session must not stay in a failed transaction for the stages after this one;
+            // if the connection itself broke, the original error is the one to report.
+            _ = try? await execute("ROLLBACK")
+            throw error
+        }
+        try await execute("COMMIT")
+        return result
+    }
+
     /// The database clock (`clock_timestamp()`): the copy stops at this minus a settle delay,
     /// so the job's own clock skew never matters.
     package func databaseNow() async throws -> Timestamp {

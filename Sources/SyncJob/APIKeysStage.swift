@@ -3,8 +3,10 @@ import Postgres
 import Valkey
 import Writers
 
-/// The `api-keys` stage (SPEC §5): reads every `api_keys` row, hands the rows to the
-/// API-key writer, sends what it builds, and reports. API key strings never reach a log line.
+/// The `api-keys` stage (SPEC §5): reads every `api_keys` row, page by page in one snapshot,
+/// hands each page to the API-key writer, sends what it builds, then removes the keys of rows
+/// deleted or rotated since, and reports. Memory holds a page and the keys written, whatever
+/// the size of the table. API key strings never reach a log line.
 struct APIKeysStage {
     let configuration: Configuration
     let dryRun: Bool
@@ -12,33 +14,52 @@ struct APIKeysStage {
 
     func run(postgres: PostgresConnection, valkey: any ValkeyClient, report: inout StageReport) async throws {
         let writer = APIKeyWriter(templates: configuration.keys)
-        // The registry is read while PostgreSQL answers: the two servers work at once.
-        async let registered = writer.registeredKeys(valkey)
-        let rows = try await postgres.query(writer.query)
-        report.count("read", rows.count)
-        let plan = try writer.plan(rows)
-        for skip in plan.skipped {
-            logger.warning("api_keys row skipped: \(skip.reason)", metadata: ["id": "\(skip.id)"])
+        // The registry's size is read while PostgreSQL answers: the two servers work at once.
+        async let registeredCount = writer.registeredCount(valkey)
+        var written = Set<String>()
+        var read = 0, skipped = 0, revoked = 0, entries = 0
+        var stopped = false
+        try await postgres.withSnapshot {
+            for try await rows in writer.pages(on: postgres, pageSize: configuration.batchSize) {
+                read += rows.count
+                let plan = try writer.plan(rows, seen: &written)
+                for skip in plan.skipped {
+                    logger.warning("api_keys row skipped: \(skip.reason)", metadata: ["id": "\(skip.id)"])
+                }
+                skipped += plan.skipped.count
+                revoked += plan.revoked
+                entries += plan.entries.count
+                if !dryRun {
+                    try await valkey.sendCounting(writer.registration(of: plan.entries), doing: "registering API keys")
+                    // Small batches, streamed: Valkey applies one while the next is encoded.
+                    try await valkey.sendCounting(plan.entries.chunks(of: min(configuration.batchSize, 250)).lazy.map(writer.hashes),
+                                                  doing: "writing API keys")
+                }
+                if Shutdown.stopRequested {
+                    stopped = true
+                    break
+                }
+            }
         }
-        report.count("skipped", plan.skipped.count)
-
-        let previous = try await registered
+        report.count("read", read)
+        report.count("skipped", skipped)
         // Every request authenticates against these keys: an empty source (a wrong database
         // or search_path, a failed migration) must not wipe them.
-        guard !rows.isEmpty || previous.isEmpty else {
-            throw StageFailure("api_keys is empty; the \(previous.count) cached API keys were left in place (check the database and search_path)")
+        let previousCount = try await registeredCount
+        guard read > 0 || previousCount == 0 else {
+            throw StageFailure("api_keys is empty; the \(previousCount) cached API keys were left in place (check the database and search_path)")
         }
-        let stale = previous.subtracting(plan.keys)
-        report.count(dryRun ? "would_write" : "written", plan.entries.count)
+        report.count(dryRun ? "would_write" : "written", entries)
+        if stopped {
+            // The rows after the stop were not read: removing "stale" keys now would delete live ones.
+            report.count("revoked", revoked)
+            report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the page in flight; deleted keys are removed by the next run")
+            return
+        }
+        let stale = try await writer.staleKeys(valkey, written: written)
         report.count(dryRun ? "would_remove" : "removed", stale.count)
-        report.count("revoked", plan.revoked)
+        report.count("revoked", revoked)
         if dryRun { return }
-
-        // Only keys the registry does not hold yet: an unchanged table registers nothing.
-        try await valkey.sendCounting(writer.registration(of: plan.keys.subtracting(previous)), doing: "registering API keys")
-        // Small batches, streamed: Valkey applies one while the next is encoded.
-        try await valkey.sendCounting(plan.entries.chunks(of: min(configuration.batchSize, 250)).lazy.map(writer.hashes),
-                                      doing: "writing API keys")
         try await valkey.sendCounting(writer.removal(of: stale), doing: "removing deleted API keys")
     }
 }

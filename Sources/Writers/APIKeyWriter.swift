@@ -14,7 +14,12 @@ package struct APIKeyWriter: Sendable {
 
     package var registryKey: String { templates.prefix + "sync:api_keys" }
     package var columns: [String] { SourceTable.apiKeys.columns }
-    package var query: String { SourceTable.apiKeys.selectAll + " order by id" }
+
+    /// Every `api_keys` row, `pageSize` at a time in id order; read them in
+    /// `PostgresConnection.withSnapshot` so that the pages are one consistent table.
+    package func pages(on postgres: PostgresConnection, pageSize: Int) -> KeysetPages {
+        IDPageReader(connection: postgres, table: SourceTable.apiKeys.name, columns: columns, pageSize: pageSize).pages()
+    }
 
     /// One hash to write.
     package struct Entry: Sendable {
@@ -30,16 +35,16 @@ package struct APIKeyWriter: Sendable {
 
     package struct Plan: Sendable {
         package var entries: [Entry] = []
-        package var keys = Set<String>()
         package var skipped: [Skip] = []
         package var revoked = 0
     }
 
-    /// The hashes `rows` (read with `query`) become, each rendered by the `api_key` template.
-    package func plan(_ rows: [PostgresRow]) throws -> Plan {
+    /// The hashes one page of `rows` (from `pages`) becomes, each rendered by the `api_key`
+    /// template. `seen` holds the keys of the pages before and gains this page's: a row that
+    /// renders a key already seen is skipped.
+    package func plan(_ rows: [PostgresRow], seen: inout Set<String>) throws -> Plan {
         var plan = Plan()
         plan.entries.reserveCapacity(rows.count)
-        plan.keys.reserveCapacity(rows.count)
         let template = templates[.apiKey]
         let prefix = Array(templates.prefix.utf8)
         let columns = columns
@@ -68,7 +73,7 @@ package struct APIKeyWriter: Sendable {
                 continue
             }
             let key = String(decoding: keyBytes, as: UTF8.self)
-            guard plan.keys.insert(key).inserted else {
+            guard seen.insert(key).inserted else {
                 plan.skipped.append(Skip(id: id, reason: "it renders the same key as an earlier row"))
                 continue
             }
@@ -77,15 +82,15 @@ package struct APIKeyWriter: Sendable {
         return plan
     }
 
-    /// SADD of every key to be written: sent first, so that a run killed half-way still
-    /// knows every key it may have written.
-    package func registration(of keys: Set<String>) -> CommandBatch {
+    /// SADD of every key of `entries`: sent before their hashes, so that a run killed
+    /// half-way still knows every key it may have written.
+    package func registration(of entries: [Entry]) -> CommandBatch {
         var batch = CommandBatch()
-        for chunk in Array(keys).chunks(of: 1000) {
+        for chunk in entries.chunks(of: 1000) {
             batch.appendCommand(argumentCount: 2 + chunk.count)
             batch.appendArgument("SADD")
             batch.appendArgument(registryKey)
-            for key in chunk { batch.appendArgument(key) }
+            for entry in chunk { batch.appendArgument(entry.key) }
         }
         return batch
     }
@@ -115,8 +120,23 @@ package struct APIKeyWriter: Sendable {
         return batch
     }
 
-    /// The keys an earlier run wrote.
-    package func registeredKeys(_ valkey: any ValkeyClient) async throws -> Set<String> {
-        try await SetScan.members(of: registryKey, in: valkey)
+    /// How many keys earlier runs registered.
+    package func registeredCount(_ valkey: any ValkeyClient) async throws -> Int {
+        let reply = try await valkey.send("SCARD", registryKey)
+        guard let count = reply.int else {
+            throw ValkeyError(.protocolError, server: valkey.serverDescription, message: "unexpected SCARD reply for \(registryKey)")
+        }
+        return Int(count)
+    }
+
+    /// The registered keys that are not in `written`: rows deleted or rotated since. The
+    /// registry is read in chunks, never held whole.
+    package func staleKeys(_ valkey: any ValkeyClient, written: Set<String>) async throws -> Set<String> {
+        var stale = Set<String>()
+        try await SetScan.chunks(of: registryKey, in: valkey) { chunk in
+            for key in chunk where !written.contains(key) { stale.insert(key) }
+            return true
+        }
+        return stale
     }
 }

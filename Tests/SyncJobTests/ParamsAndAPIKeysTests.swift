@@ -135,4 +135,104 @@ import Valkey
             #expect(try await job.keys().filter { $0.hasPrefix(job.prefix + "api_key:") }.count == 4999)
         }
     }
+
+    /// A run of `api-keys` held between its pages: Valkey refuses writes for a while
+    /// (`CLIENT PAUSE WRITE`), so the run has read its first pages and waits on its first write.
+    /// `body` runs in that moment; the writes resume when it returns. Returns the held run's
+    /// process (ended) and a connection to the private server.
+    private func holdingAPIKeysRunBetweenPages(
+        _ job: JobHarness, valkey: ValkeyOutageTests.PrivateValkey,
+        _ body: (Process) async throws -> Void
+    ) async throws -> Process {
+        let application = "sync-job-held-\(job.schema)"
+        let control = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
+        _ = try await control.send("CLIENT", "PAUSE", "60000", "WRITE")
+        let process = try job.start(["run", "--stage", "api-keys", "--batch-size", "100"],
+                                    environment: ["VALKEY_URL": valkey.url, "PGAPPNAME": application])
+        // Observable: the run's session idles after an api_keys select.
+        var between = false
+        for _ in 0..<1500 where process.isRunning {
+            let sessions = try await job.postgres.query("""
+                select 1 from pg_stat_activity
+                where application_name = $1 and state like 'idle%' and query like '%"api_keys"%'
+                """, [.text(application)])
+            if !sessions.isEmpty { between = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(between, "the run never stopped between two pages")
+        try await body(process)
+        _ = try await control.send("CLIENT", "UNPAUSE")
+        await control.close()
+        await JobHarness.waitForExit(process)
+        return process
+    }
+
+    /// The pages of one run are one snapshot: a row that moves from a later page to an earlier
+    /// one while the run is between them (deleted, inserted again under a lower id) keeps its
+    /// key. Read page by page without a snapshot, the run would see it in neither and delete it.
+    @Test func apiKeyPagesAreOneSnapshot() async throws {
+        try await withHarness { job in
+            let valkey = try ValkeyOutageTests.PrivateValkey(port: 56_955)
+            defer { valkey.stop() }
+            try await valkey.start()
+            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
+            let environment = ["VALKEY_URL": valkey.url]
+            let first = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
+            #expect(first.status == 0, "\(first.stderr)")
+            let last = try await job.postgres.query("select id::text, api_key from api_keys where api_key is not null order by id desc limit 1")
+            let (lastID, lastKey) = (try #require(last.first?.text(0)), try #require(last.first?.text(1)))
+            let reader = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
+            #expect(try await reader.send("HGET", job.prefix + "api_key:" + lastKey, "id").string == lastID)
+
+            let columns = "user_id, name, tier, query_limit, current_usage, rate_limit_qps, burst_limit, burst_tokens, api_key, minimum_wait_seconds, revoked, lrs_enabled, last_used, created_at, last_success"
+            let held = try await holdingAPIKeysRunBetweenPages(job, valkey: valkey) { _ in
+                try await job.postgres.execute("""
+                    with moved as (delete from api_keys where id = $1::uuid returning *)
+                    insert into api_keys (id, \(columns)) select '00000000-0000-0000-0000-000000000001', \(columns) from moved
+                    """, [.text(lastID)])
+            }
+            #expect(held.terminationStatus == 0)
+            #expect(try await reader.send("HGET", job.prefix + "api_key:" + lastKey, "id").string == lastID,
+                    "the key of a row that moved between pages was removed")
+            let next = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
+            #expect(next.status == 0, "\(next.stderr)")
+            #expect(try await reader.send("HGET", job.prefix + "api_key:" + lastKey, "id").string == "00000000-0000-0000-0000-000000000001")
+            await reader.close()
+        }
+    }
+
+    /// SIGTERM between pages: the run ends after the page in flight and removes nothing, since
+    /// the keys of the rows it did not read would look deleted.
+    @Test func aStoppedAPIKeysRunRemovesNothing() async throws {
+        try await withHarness { job in
+            let valkey = try ValkeyOutageTests.PrivateValkey(port: 56_956)
+            defer { valkey.stop() }
+            try await valkey.start()
+            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
+            let environment = ["VALKEY_URL": valkey.url]
+            let first = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
+            #expect(first.status == 0, "\(first.stderr)")
+            let reader = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
+            let registered = try #require(try await reader.send("SCARD", job.prefix + "sync:api_keys").int)
+            #expect(registered > 250)
+
+            let held = try await holdingAPIKeysRunBetweenPages(job, valkey: valkey) { process in
+                kill(process.processIdentifier, SIGTERM)
+            }
+            #expect(held.terminationReason == .uncaughtSignal && held.terminationStatus == SIGTERM)
+            #expect(try await reader.send("SCARD", job.prefix + "sync:api_keys").int == registered)
+            var cursor = "0", missing = 0
+            repeat {
+                let reply = try await reader.send("SSCAN", job.prefix + "sync:api_keys", cursor, "COUNT", "1000")
+                cursor = reply.array?[0].string ?? "0"
+                for key in reply.array?[1].array?.compactMap(\.string) ?? [] where try await reader.send("EXISTS", key).int != 1 {
+                    missing += 1
+                }
+            } while cursor != "0"
+            #expect(missing == 0, "\(missing) keys of unread rows were removed")
+            let record = try #require(try await reader.send("GET", job.prefix + "sync:last_run").string)
+            #expect(record.contains("after the page in flight"), "\(record)")
+            await reader.close()
+        }
+    }
 }
