@@ -1,63 +1,83 @@
 import CLibPQ
 
 extension PostgresConnection {
-    /// `conninfo` (a URL or a keyword/value string) as given, with every password value
-    /// replaced by "***", for showing to an operator.
+    /// `conninfo` (a URL or a keyword/value string) as given, with the value of every secret
+    /// option (`password`, `sslpassword`: those libpq itself hides) replaced by "***", for
+    /// showing to an operator.
     ///
-    /// Masks the password of a URL's user part and its `password` query parameters (whatever
-    /// their percent-encoding), and the value of every `password` keyword (quoted, escaped,
-    /// separated by any whitespace). If libpq's own reading of the string still finds a
-    /// password in the result, the string is shown as libpq's keywords instead.
+    /// The masks follow libpq's grammar: a URL's user part runs to the first "@" before any
+    /// "/", its query to the end of the string (a "#" is an ordinary character), parameter
+    /// names may be percent-encoded; keyword values may be quoted, escaped and separated by
+    /// any whitespace. As a backstop, libpq parses the result: if it still finds a secret that
+    /// is not "***", or cannot parse what it could before, libpq's keywords are shown instead.
     package static func hidingPassword(in conninfo: String) -> String {
-        let masked = isURL(conninfo) ? maskingURL(conninfo) : maskingKeywords(conninfo)
-        let options = conninfoOptions(conninfo)
-        let leaked = options.contains { option in
-            option.keyword == "password" && !option.value.isEmpty && masked.contains(option.value)
-        }
+        hidingPassword(in: conninfo, masking: { isURL($0) ? maskingURL($0) : maskingKeywords($0) })
+    }
+
+    /// `hidingPassword(in:)` with the masks given: lets a test check the backstop alone.
+    package static func hidingPassword(in conninfo: String, masking mask: (String) -> String) -> String {
+        let masked = mask(conninfo)
+        let given = conninfoOptions(conninfo)
+        let shown = conninfoOptions(masked)
+        let leaked = shown.contains { secretKeywords.contains($0.keyword) && $0.value != "***" }
+            || (shown.isEmpty && !given.isEmpty)
         guard leaked else { return masked }
-        return options.map { $0.keyword + "=" + ($0.keyword == "password" ? "***" : quotedValue($0.value)) }
+        return given.map { $0.keyword + "=" + (secretKeywords.contains($0.keyword) ? "***" : quotedValue($0.value)) }
             .joined(separator: " ")
     }
 }
+
+/// The options libpq displays as "*" (PQconndefaults' dispchar): never shown.
+private let secretKeywords: Set<String> = {
+    var secrets: Set<String> = ["password"]
+    guard let defaults = PQconndefaults() else { return secrets }
+    defer { PQconninfoFree(defaults) }
+    var option = defaults
+    while let keyword = option.pointee.keyword {
+        if let display = option.pointee.dispchar, String(cString: display) == "*" { secrets.insert(String(cString: keyword)) }
+        option += 1
+    }
+    return secrets
+}()
 
 /// libpq reads a string as a URL when it starts with one of these (case-sensitive).
 private func isURL(_ conninfo: String) -> Bool {
     conninfo.hasPrefix("postgresql://") || conninfo.hasPrefix("postgres://")
 }
 
-/// `scheme://user:password@hosts/db?password=...&...#...` with both spellings masked.
+/// `scheme://user:password@hosts/db?password=...&...` with both spellings masked, read the
+/// way libpq's conninfo_uri_parse_options reads it.
 private func maskingURL(_ url: String) -> String {
     let bytes = Array(url.utf8)
-    var output: [UInt8] = []
-    output.reserveCapacity(bytes.count)
-    let schemeEnd = bytes.firstRange(of: Array("://".utf8))!.upperBound
-    output += bytes[..<schemeEnd]
-    // The authority runs to the first "/", "?" or "#"; its user part ends at the last "@".
-    let authorityEnd = bytes[schemeEnd...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
-        ?? bytes.endIndex
-    let authority = bytes[schemeEnd..<authorityEnd]
-    if let at = authority.lastIndex(of: UInt8(ascii: "@")), let colon = authority[..<at].firstIndex(of: UInt8(ascii: ":")) {
-        output += authority[..<colon] + Array(":***".utf8) + authority[at...]
-    } else {
-        output += authority
+    let at = UInt8(ascii: "@"), slash = UInt8(ascii: "/")
+    let start = bytes.firstRange(of: Array("://".utf8))!.upperBound
+    var output = Array(bytes[..<start])
+    // The user part: up to the first "@" met before any "/"; the password after its first ":".
+    var rest = start
+    if let end = bytes[start...].firstIndex(where: { $0 == at || $0 == slash }), bytes[end] == at {
+        let user = bytes[start..<end]
+        if let colon = user.firstIndex(of: UInt8(ascii: ":")), colon + 1 < end {
+            output += bytes[start...colon] + Array("***".utf8)
+        } else {
+            output += user
+        }
+        output.append(at)
+        rest = end + 1
     }
-    guard let query = bytes[authorityEnd...].firstIndex(of: UInt8(ascii: "?")) else {
-        output += bytes[authorityEnd...]
+    // Hosts and the database name hold no "?": the first one after the user part starts the
+    // query, which runs to the end of the string.
+    guard let query = bytes[rest...].firstIndex(of: UInt8(ascii: "?")) else {
+        output += bytes[rest...]
         return String(decoding: output, as: UTF8.self)
     }
-    output += bytes[authorityEnd...query]
-    let queryEnd = bytes[query...].firstIndex(of: UInt8(ascii: "#")) ?? bytes.endIndex
-    var parameters: [[UInt8]] = []
-    for parameter in bytes[(query + 1)..<queryEnd].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false) {
+    output += bytes[rest...query]
+    let parameters = bytes[(query + 1)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: false).map { parameter in
         let equals = parameter.firstIndex(of: UInt8(ascii: "=")) ?? parameter.endIndex
-        if percentDecoded(parameter[..<equals]) == Array("password".utf8), equals < parameter.endIndex {
-            parameters.append(Array(parameter[...equals]) + Array("***".utf8))
-        } else {
-            parameters.append(Array(parameter))
-        }
+        let name = String(decoding: percentDecoded(parameter[..<equals]), as: UTF8.self)
+        guard secretKeywords.contains(name), equals < parameter.endIndex else { return Array(parameter) }
+        return Array(parameter[...equals]) + Array("***".utf8)
     }
     output += parameters.joined(separator: [UInt8(ascii: "&")])
-    output += bytes[queryEnd...]
     return String(decoding: output, as: UTF8.self)
 }
 
@@ -87,7 +107,7 @@ private func hexValue(_ byte: UInt8) -> UInt8? {
 
 /// `keyword = value ...` as libpq tokenises it (conninfo_parse): whitespace is isspace(),
 /// a value is 'quoted' or runs to the next whitespace, and a backslash escapes the next
-/// character in both. Everything but the password values is kept byte for byte.
+/// character in both. Everything but the secret values is kept byte for byte.
 private func maskingKeywords(_ conninfo: String) -> String {
     let bytes = Array(conninfo.utf8)
     func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
@@ -123,7 +143,8 @@ private func maskingKeywords(_ conninfo: String) -> String {
             }
             index = min(index, bytes.count)
         }
-        output += name.elementsEqual("password".utf8) ? Array("***".utf8) : Array(bytes[valueStart..<index])
+        let secret = secretKeywords.contains(String(decoding: name, as: UTF8.self))
+        output += secret ? Array("***".utf8) : Array(bytes[valueStart..<index])
     }
     return String(decoding: output, as: UTF8.self)
 }

@@ -31,7 +31,7 @@ package struct KeysetPageReader: Sendable {
         self.connection = connection
         self.pageSize = pageSize
         self.selectList = selected.map(quoteIdentifier).joined(separator: ", ")
-        self.source = table.split(separator: ".", omittingEmptySubsequences: false).map { quoteIdentifier(String($0)) }.joined(separator: ".")
+        self.source = quoteQualifiedName(table)
         self.timestampColumn = quoteIdentifier(timestampColumn)
         self.idColumn = quoteIdentifier(idColumn)
         self.timestampIndex = selected.firstIndex(of: timestampColumn)!
@@ -90,9 +90,7 @@ package struct KeysetPageReader: Sendable {
         let timestamp = row[timestampIndex]
         let id = row[idIndex]
         guard let timestampText = timestamp.text, let idText = id.text else {
-            let column = timestamp.isNull ? timestamp.columnName : id.columnName
-            throw PostgresError(kind: .decoding, message: "keyset column \"\(column)\" of row \(row.rowIndex) is NULL in \(source)",
-                                server: connection.serverDescription)
+            throw nullKeysetColumn(timestamp.isNull ? timestamp : id, in: source, on: connection)
         }
         return (timestampText, idText)
     }
@@ -110,13 +108,13 @@ package struct IDPageReader: Sendable {
     private let source: String
     private let idIndex: Int
 
-    /// `columns` must hold `idColumn`; names are quoted as identifiers (see `KeysetPageReader`).
+    /// `columns` must hold `idColumn`; names are quoted as in `KeysetPageReader`.
     package init(connection: PostgresConnection, table: String, columns: [String], idColumn: String = "id", pageSize: Int) {
         precondition(pageSize > 0, "a page holds at least one row")
         self.connection = connection
         self.pageSize = pageSize
         let selectList = columns.map(quoteIdentifier).joined(separator: ", ")
-        source = quoteIdentifier(table)
+        source = quoteQualifiedName(table)
         let id = quoteIdentifier(idColumn)
         // The cursor goes back untyped, as the exact text PostgreSQL returned: the comparison
         // stays within the column's own type (uuid, bigint, text) and uses its index.
@@ -133,8 +131,7 @@ package struct IDPageReader: Sendable {
             firstPage: { try await reader.connection.query(reader.firstPageSQL, [.int(Int64(reader.pageSize))]) },
             pageAfter: { last in
                 guard let id = last.text(reader.idIndex) else {
-                    throw PostgresError(kind: .decoding, message: "keyset column \"\(last.columnNames[reader.idIndex])\" of row \(last.rowIndex) is NULL in \(reader.source)",
-                                        server: reader.connection.serverDescription)
+                    throw nullKeysetColumn(last[reader.idIndex], in: reader.source, on: reader.connection)
                 }
                 return try await reader.connection.query(reader.nextPageSQL, [.text(id), .int(Int64(reader.pageSize))])
             }))
@@ -160,6 +157,19 @@ package struct KeysetPages: AsyncSequence, Sendable {
         }
 
         fileprivate init(plan: PagePlan) { self.plan = plan }
+
+        /// Ends the iteration without cancelling the page being read ahead: waits for it, so
+        /// that no cancel meant for it can reach a later statement on the connection. True when
+        /// that page held rows, or might have: the table was not read to its end.
+        package mutating func finish() async -> Bool {
+            defer { state = .finished }
+            guard case .reading(let pending) = state else { return false }
+            do {
+                return !(try await pending.value).isEmpty
+            } catch {
+                return true
+            }
+        }
 
         package mutating func next() async throws -> [PostgresRow]? {
             let read: PageRead
@@ -210,6 +220,17 @@ private final class PageRead: Sendable {
             return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
         }
     }
+}
+
+/// A keyset column that is NULL: the pages cannot continue after its row.
+private func nullKeysetColumn(_ cell: PostgresCell, in source: String, on connection: PostgresConnection) -> PostgresError {
+    PostgresError(kind: .decoding, message: "keyset column \"\(cell.columnName)\" of row \(cell.rowIndex) is NULL in \(source)",
+                  server: connection.serverDescription)
+}
+
+/// A table name, optionally schema-qualified ("public.usage_logs"), each part quoted.
+private func quoteQualifiedName(_ name: String) -> String {
+    name.split(separator: ".", omittingEmptySubsequences: false).map { quoteIdentifier(String($0)) }.joined(separator: ".")
 }
 
 /// A double-quoted SQL identifier, so any name is taken literally.

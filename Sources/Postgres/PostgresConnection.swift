@@ -64,17 +64,25 @@ package final class PostgresConnection: Sendable {
     /// one query would). Committed when `body` returns; rolled back when it throws.
     package func withSnapshot<R>(_ body: () async throws -> R) async throws -> R {
         try await execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        let result: R
         do {
-            result = try await body()
+            let result = try await body()
+            try await execute("COMMIT")
+            return result
         } catch {
-            // The session must not stay in a failed transaction for the stages after this one;
-            // if the connection itself broke, the original error is the one to report.
-            _ = try? await execute("ROLLBACK")
+            // If the connection itself broke, the original error is the one to report.
+            await leaveTransaction()
             throw error
         }
-        try await execute("COMMIT")
-        return result
+    }
+
+    /// Rolls back until the session is outside any transaction, so that the stages after a
+    /// failed one find it usable. A cancel meant for an abandoned read-ahead query can land on
+    /// the first ROLLBACK: it is tried again.
+    private func leaveTransaction() async {
+        for _ in 0..<3 {
+            _ = try? await execute("ROLLBACK")
+            if (try? await run { handle in handle.isInTransaction }) == false { return }
+        }
     }
 
     /// The database clock (`clock_timestamp()`): the copy stops at this minus a settle delay,
@@ -232,6 +240,12 @@ final class LibPQHandle: @unchecked Sendable {
         defer { lock.withLock { runningTicket = nil } }
         if cancelledBeforeStart { throw CancellationError() }
         return try body()
+    }
+
+    /// Whether the session is inside a transaction block (or cannot tell).
+    var isInTransaction: Bool {
+        guard broken == nil, let connection else { return false }
+        return PQtransactionStatus(connection) != PQTRANS_IDLE
     }
 
     /// Cancels the statement of `ticket`: on the server if it is running, before it starts otherwise.

@@ -5,8 +5,8 @@ import Writers
 
 /// The `api-keys` stage (SPEC §5): reads every `api_keys` row, page by page in one snapshot,
 /// hands each page to the API-key writer, sends what it builds, then removes the keys of rows
-/// deleted or rotated since, and reports. Memory holds a page and the keys written, whatever
-/// the size of the table. API key strings never reach a log line.
+/// deleted or rotated since, and reports. Memory holds two pages (one read ahead) and the keys
+/// written, whatever the size of the table. API key strings never reach a log line.
 struct APIKeysStage {
     let configuration: Configuration
     let dryRun: Bool
@@ -20,7 +20,8 @@ struct APIKeysStage {
         var read = 0, skipped = 0, revoked = 0, entries = 0
         var stopped = false
         try await postgres.withSnapshot {
-            for try await rows in writer.pages(on: postgres, pageSize: configuration.batchSize) {
+            var pages = writer.pages(on: postgres, pageSize: configuration.batchSize).makeAsyncIterator()
+            while let rows = try await pages.next() {
                 read += rows.count
                 let plan = try writer.plan(rows, seen: &written)
                 for skip in plan.skipped {
@@ -36,7 +37,8 @@ struct APIKeysStage {
                                                   doing: "writing API keys")
                 }
                 if Shutdown.stopRequested {
-                    stopped = true
+                    // Stopped only if rows remain unread: after the last page the run is complete.
+                    stopped = await pages.finish()
                     break
                 }
             }

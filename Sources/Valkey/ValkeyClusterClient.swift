@@ -189,10 +189,10 @@ package final class ValkeyClusterClient: ValkeyClient {
                 guard let redirect = ClusterRedirect(message) else { return false }
                 switch redirect {
                 case .moved(let slot, let owner):
-                    await topology.moved(slot, to: owner)
+                    await topology.moved(slot, to: owner.resolved(against: node))
                     next.append(Pending(index: index, ask: nil))
                 case .ask(_, let target):
-                    next.append(Pending(index: index, ask: target))
+                    next.append(Pending(index: index, ask: target.resolved(against: node)))
                 case .retryLater:
                     retryLaterNode = node
                     next.append(Pending(index: index, ask: nil))

@@ -15,14 +15,21 @@ package struct ClusterNodeAddress: Sendable, Hashable, CustomStringConvertible {
     static let ports: ClosedRange<Int64> = 1...65535
 
     /// Parses `host:port` (the last colon separates the port, so IPv6 hosts work too); nil for
-    /// anything else, a port outside 1...65535 or an empty host.
+    /// anything else, a port outside 1...65535 or the unknown endpoint `?`. The host may be
+    /// empty: a redirection's "same host as the request" (see `resolved(against:)`).
     package init?(_ text: Substring) {
         guard let colon = text.lastIndex(of: ":"), let port = Int64(text[text.index(after: colon)...]),
               Self.ports.contains(port) else { return nil }
         var host = text[..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { return nil }
+        guard host != "?" else { return nil }
         self.init(host: String(host), port: Int(port))
+    }
+
+    /// This address, with an empty host read as `current`'s: a node that does not know its own
+    /// endpoint redirects with `MOVED slot :port`, meaning the host the request went to.
+    package func resolved(against current: ClusterNodeAddress) -> ClusterNodeAddress {
+        host.isEmpty ? ClusterNodeAddress(host: current.host, port: port) : self
     }
 
     package var description: String {

@@ -197,4 +197,45 @@ struct KeysetPageReaderMemoryTests {
             #expect(growthMB < 64, "resident memory grew by \(growthMB) MB while reading 200,000 rows")
         }
     }
+
+    /// `IDPageReader`: every row once, in id order, for a table of an exact multiple of the
+    /// page size (the last, empty page ends it), one row short of it, and a text id; a
+    /// schema-qualified name works, and `finish()` tells whether rows were left unread.
+    @Test(arguments: [(200, "uuid"), (199, "uuid"), (57, "text")])
+    func idPagesReadEveryRowOnce(rows: Int, idType: String) async throws {
+        try await TestDatabase.withScratchSchema { connection, schema in
+            try await connection.execute("""
+                CREATE TABLE \(schema).keys (id \(idType) PRIMARY KEY, name text);
+                INSERT INTO \(schema).keys SELECT md5('k' || n)::\(idType), 'key ' || n FROM generate_series(1, \(rows)) AS n;
+                """)
+            let expected = try await connection.query("SELECT id::text FROM \(schema).keys ORDER BY id").compactMap { $0.text(0) }
+            let reader = IDPageReader(connection: connection, table: "\(schema).keys", columns: ["id", "name"], pageSize: 20)
+            var pages: [[PostgresRow]] = []
+            try await connection.withSnapshot {
+                for try await page in reader.pages() { pages.append(page) }
+            }
+            #expect(pages.flatMap { $0.compactMap { $0.text(0) } } == expected)
+            #expect(pages.dropLast().allSatisfy { $0.count == 20 })
+
+            var early = reader.pages().makeAsyncIterator()
+            _ = try await early.next()
+            #expect(await early.finish() == true, "a full first page leaves rows unread")
+            var whole = IDPageReader(connection: connection, table: "\(schema).keys", columns: ["id"], pageSize: 1000).pages().makeAsyncIterator()
+            _ = try await whole.next()
+            #expect(await whole.finish() == false, "one short page is the whole table")
+            #expect(try await connection.query("SELECT 1").count == 1, "the connection is usable after finish()")
+        }
+    }
+
+    /// A snapshot left by an error rolls back: the session is usable for the next statement.
+    @Test func aFailedSnapshotLeavesTheSessionIdle() async throws {
+        try await TestDatabase.withScratchSchema { connection, _ in
+            await #expect(throws: PostgresError.self) {
+                try await connection.withSnapshot { try await connection.query("SELECT 1/0") }
+            }
+            #expect(try await connection.query("SELECT 1").count == 1)
+            // A write would fail inside the read-only snapshot; outside it, it works again.
+            try await connection.execute("CREATE TEMP TABLE after_snapshot (x int)")
+        }
+    }
 }

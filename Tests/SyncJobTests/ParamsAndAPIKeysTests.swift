@@ -136,6 +136,33 @@ import Valkey
         }
     }
 
+    /// Two rows that render the same key (a template joining two columns), on the first and
+    /// the last page: the first row by id is written, the other reported by id, and nothing
+    /// written is deleted afterwards.
+    @Test func rowsRenderingTheSameKeyAcrossPagesKeepTheFirst() async throws {
+        try await withHarness { job in
+            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
+            try await job.postgres.execute("""
+                insert into api_keys (id, api_key, name) values
+                    ('00000000-0000-0000-0000-000000000001', 'tbk_dupA', 'B'),
+                    ('ffffffff-ffff-ffff-ffff-fffffffffff1', 'tbk_dup', 'AB')
+                """)
+            let arguments = ["run", "--stage", "api-keys", "--batch-size", "40", "--key-template", "api_key=k:${api_key}${name}"]
+            let result = try await job.run(arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(try await job.hash("k:tbk_dupAB")["id"] == "00000000-0000-0000-0000-000000000001")
+            #expect(result.stderr.contains("ffffffff-ffff-ffff-ffff-fffffffffff1") && result.stderr.contains("renders the same key"),
+                    "\(result.stderr)")
+            let written = try await job.postgres.query("select count(*) from api_keys where api_key is not null and name is not null")
+            let expected = try #require(try written.first?[0].decode(Int.self)) - 1
+            #expect(try await job.valkey.send("SCARD", job.prefix + "sync:api_keys").int == Int64(expected))
+            #expect(try await job.keys().filter { $0.hasPrefix(job.prefix + "k:") }.count == expected)
+            let again = try await job.run(arguments)
+            #expect(again.status == 0 && again.stdout.contains("removed 0,"), "\(again.stdout)")
+            #expect(try await job.hash("k:tbk_dupAB")["id"] == "00000000-0000-0000-0000-000000000001")
+        }
+    }
+
     /// A run of `api-keys` held between its pages: Valkey refuses writes for a while
     /// (`CLIENT PAUSE WRITE`), so the run has read its first pages and waits on its first write.
     /// `body` runs in that moment; the writes resume when it returns. Returns the held run's

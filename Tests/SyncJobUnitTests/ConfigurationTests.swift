@@ -1,4 +1,5 @@
 @testable import SyncJob
+import Postgres
 import Testing
 import Timestamps
 
@@ -106,7 +107,17 @@ import Timestamps
         ("password=pw", "password=***"),
         // The password as a URL query parameter, as libpq accepts it, however it is spelt.
         ("postgresql://u@h/db?password=s3cret", "postgresql://u@h/db?password=***"),
-        ("postgres://u@h/db?sslmode=disable&password=s3cret#frag", "postgres://u@h/db?sslmode=disable&password=***#frag"),
+        // libpq has no fragment: "#" is part of the value, and of what is hidden.
+        ("postgres://u@h/db?sslmode=disable&password=s3cret#frag", "postgres://u@h/db?sslmode=disable&password=***"),
+        ("postgresql://u@h/db?application_name=x#&password=s%33cret", "postgresql://u@h/db?application_name=x#&password=***"),
+        // The user part runs to the first "@" before any "/", whatever "?" or "#" it holds.
+        ("postgresql://u:s%33cret#x@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:s%33cret?@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@ss@h/db"),
+        ("postgresql://u:pw@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
+        // sslpassword is as secret as password, for libpq too.
+        ("postgresql://u@h/db?sslpassword=k3y", "postgresql://u@h/db?sslpassword=***"),
+        ("host=h sslpassword='k 3y' user=u", "host=h sslpassword=*** user=u"),
         ("postgresql://u@h/db?%70assword=s3cret&application_name=x", "postgresql://u@h/db?%70assword=***&application_name=x"),
         ("postgresql://u:pw@h1:5432,h2:5433/db?password=s3cret", "postgresql://u:***@h1:5432,h2:5433/db?password=***"),
         // Any whitespace separates keywords; the ones after the password stay.
@@ -127,9 +138,23 @@ import Timestamps
         "host=h password=pw password=s3cret",
         "postgresql://u:s3cret@h/db?password=s3cret",
         "host=h password = s3cret",
+        "postgresql://u:s%33cret#x@h/db",
+        "postgresql://u@h/db?application_name=x#&password=s%33cret",
+        "postgres://u@h/db?%70assword=s%33cret",
     ])
     func neverShowsWhatLibpqReadsAsThePassword(given: String) {
         let shown = EffectiveConfiguration.hidingPassword(given)
-        #expect(!shown.contains("s3cret"), "\(shown)")
+        #expect(!shown.contains("s3cret") && !shown.contains("s%33cret"), "\(shown)")
+    }
+
+    /// The backstop alone: libpq reads the masked string again, and anything it would still
+    /// use as a secret, or a string it can no longer parse, falls back to its keywords.
+    @Test func theBackstopShowsLibpqsKeywords() {
+        #expect(PostgresConnection.hidingPassword(in: "host=h password=s3cret", masking: { $0 })
+                == "password=*** host=h")
+        #expect(PostgresConnection.hidingPassword(in: "postgresql://u:s%33cret@h/db", masking: { $0 })
+                == "user=u password=*** dbname=db host=h")
+        #expect(PostgresConnection.hidingPassword(in: "host=h password=s3cret", masking: { _ in "host='h" })
+                == "password=*** host=h")
     }
 }

@@ -7,7 +7,7 @@ import Valkey
 
 @Suite("Cluster routing without a server")
 struct ClusterRoutingTests {
-    @Test func redirectionsAreParsed() {
+    @Test func redirectionsAreParsed() throws {
         #expect(ClusterRedirect("MOVED 3999 127.0.0.1:6381") == .moved(slot: 3999, node: ClusterNodeAddress(host: "127.0.0.1", port: 6381)))
         #expect(ClusterRedirect("ASK 12 [::1]:7000") == .ask(slot: 12, node: ClusterNodeAddress(host: "::1", port: 7000)))
         #expect(ClusterRedirect("TRYAGAIN Multiple keys request during rehashing of slot") == .retryLater)
@@ -20,7 +20,13 @@ struct ClusterRoutingTests {
         #expect(ClusterRedirect("MOVED 1 h:0") == nil)
         #expect(ClusterRedirect("ASK 1 h:65536") == nil)
         #expect(ClusterRedirect("MOVED 1 h:-6379") == nil)
-        #expect(ClusterRedirect("MOVED 1 :6379") == nil)
+        #expect(ClusterRedirect("MOVED 1 ?:6379") == nil, "an unknown endpoint is no address")
+        // An empty host is the host the request went to.
+        let sameHost = try #require(ClusterRedirect("MOVED 1 :6380"))
+        #expect(sameHost == .moved(slot: 1, node: ClusterNodeAddress(host: "", port: 6380)))
+        let current = ClusterNodeAddress(host: "10.0.0.7", port: 6379)
+        #expect(ClusterNodeAddress(host: "", port: 6380).resolved(against: current) == ClusterNodeAddress(host: "10.0.0.7", port: 6380))
+        #expect(ClusterNodeAddress(host: "10.0.0.8", port: 6380).resolved(against: current) == ClusterNodeAddress(host: "10.0.0.8", port: 6380))
     }
 
     @Test func slotMapFromClusterSlots() throws {

@@ -160,8 +160,8 @@ extension ClusterRoutingTests {
         "MOVED abc 127.0.0.1:6381",
         "MOVED 3999 127.0.0.1",
         "MOVED 3999 127.0.0.1:port",
-        "MOVED 3999 :6381",
-        "ASK 3999 []:6381",
+        "MOVED 3999 ?:6381",
+        "MOVED 3999 127.0.0.1:0",
         "moved 3999 127.0.0.1:6381",
         "MOVEDX 3999 127.0.0.1:6381",
         "CROSSSLOT Keys in request don't hash to the same slot",
@@ -179,7 +179,9 @@ extension ClusterRoutingTests {
         #expect(ClusterNodeAddress("::1:6379")?.description == "[::1]:6379")
         #expect(ClusterNodeAddress("h") == nil)
         #expect(ClusterNodeAddress("h:") == nil)
-        #expect(ClusterNodeAddress(":1") == nil)
+        // An empty host is a redirection's "the host the request went to" (the cluster spec).
+        #expect(ClusterNodeAddress(":1") == ClusterNodeAddress(host: "", port: 1))
+        #expect(ClusterNodeAddress("?:1") == nil)
         #expect(ClusterNodeAddress(host: "10.0.0.1", port: 7000).description == "10.0.0.1:7000")
     }
 
