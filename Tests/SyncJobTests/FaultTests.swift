@@ -146,12 +146,14 @@ import Valkey
             defer { replica.stop() }
             try await replica.start()
             let watcher = try await ValkeyConnection.connect(try ValkeyConfiguration(url: primary.url))
+            // Online, not only connected: a replica waits for the primary's delayed diskless
+            // sync (repl-diskless-sync-delay, 5 s by default), and until then confirms nothing.
             var linked = false
-            for _ in 0..<200 where !linked {
-                linked = try await watcher.send("INFO", "replication").string?.contains("connected_slaves:1") == true
+            for _ in 0..<400 where !linked {
+                linked = try await watcher.send("INFO", "replication").string?.contains("state=online") == true
                 if !linked { try await Task.sleep(for: .milliseconds(50)) }
             }
-            #expect(linked, "the replica never connected")
+            #expect(linked, "the replica never came online")
             try await job.generate(usageRows: 8_000, reportRows: 0, apiKeys: 50)
             let run = Task { try await job.run(["run", "--stage", "usage-logs", "--batch-size", "20", "--valkey-timeout", "2s"] + Self.retention,
                                                environment: ["VALKEY_URL": primary.url]) }
