@@ -163,6 +163,30 @@ import Valkey
         }
     }
 
+    /// A harness whose 300 API keys one `api-keys` run (pages of 100) has cached in a private
+    /// valkey-server on `privatePort`; `body` gets a connection to that server.
+    private func withCachedAPIKeys(
+        privatePort: Int,
+        _ body: (JobHarness, ValkeyOutageTests.PrivateValkey, ValkeyConnection) async throws -> Void
+    ) async throws {
+        try await withHarness { job in
+            let valkey = try ValkeyOutageTests.PrivateValkey(port: privatePort)
+            defer { valkey.stop() }
+            try await valkey.start()
+            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
+            let first = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: ["VALKEY_URL": valkey.url])
+            #expect(first.status == 0, "\(first.stderr)")
+            let reader = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
+            do {
+                try await body(job, valkey, reader)
+            } catch {
+                await reader.close()
+                throw error
+            }
+            await reader.close()
+        }
+    }
+
     /// A run of `api-keys` held between its pages: Valkey refuses writes for a while
     /// (`CLIENT PAUSE WRITE`), so the run has read its first pages and waits on its first write.
     /// `body` runs in that moment; the writes resume when it returns. Returns the held run's
@@ -198,17 +222,10 @@ import Valkey
     /// one while the run is between them (deleted, inserted again under a lower id) keeps its
     /// key. Read page by page without a snapshot, the run would see it in neither and delete it.
     @Test func apiKeyPagesAreOneSnapshot() async throws {
-        try await withHarness { job in
-            let valkey = try ValkeyOutageTests.PrivateValkey(port: 56_955)
-            defer { valkey.stop() }
-            try await valkey.start()
-            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
+        try await withCachedAPIKeys(privatePort: 56_955) { job, valkey, reader in
             let environment = ["VALKEY_URL": valkey.url]
-            let first = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
-            #expect(first.status == 0, "\(first.stderr)")
             let last = try await job.postgres.query("select id::text, api_key from api_keys where api_key is not null order by id desc limit 1")
             let (lastID, lastKey) = (try #require(last.first?.text(0)), try #require(last.first?.text(1)))
-            let reader = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
             #expect(try await reader.send("HGET", job.prefix + "api_key:" + lastKey, "id").string == lastID)
 
             let columns = "user_id, name, tier, query_limit, current_usage, rate_limit_qps, burst_limit, burst_tokens, api_key, minimum_wait_seconds, revoked, lrs_enabled, last_used, created_at, last_success"
@@ -224,22 +241,13 @@ import Valkey
             let next = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
             #expect(next.status == 0, "\(next.stderr)")
             #expect(try await reader.send("HGET", job.prefix + "api_key:" + lastKey, "id").string == "00000000-0000-0000-0000-000000000001")
-            await reader.close()
         }
     }
 
     /// SIGTERM between pages: the run ends after the page in flight and removes nothing, since
     /// the keys of the rows it did not read would look deleted.
     @Test func aStoppedAPIKeysRunRemovesNothing() async throws {
-        try await withHarness { job in
-            let valkey = try ValkeyOutageTests.PrivateValkey(port: 56_956)
-            defer { valkey.stop() }
-            try await valkey.start()
-            try await job.generate(usageRows: 0, reportRows: 0, apiKeys: 300)
-            let environment = ["VALKEY_URL": valkey.url]
-            let first = try await job.run(["run", "--stage", "api-keys", "--batch-size", "100"], environment: environment)
-            #expect(first.status == 0, "\(first.stderr)")
-            let reader = try await ValkeyConnection.connect(try ValkeyConfiguration(url: valkey.url))
+        try await withCachedAPIKeys(privatePort: 56_956) { job, valkey, reader in
             let registered = try #require(try await reader.send("SCARD", job.prefix + "sync:api_keys").int)
             #expect(registered > 250)
 
@@ -259,7 +267,6 @@ import Valkey
             #expect(missing == 0, "\(missing) keys of unread rows were removed")
             let record = try #require(try await reader.send("GET", job.prefix + "sync:last_run").string)
             #expect(record.contains("after the page in flight"), "\(record)")
-            await reader.close()
         }
     }
 }
