@@ -1,4 +1,5 @@
 import CLibPQ
+import Foundation
 
 extension PostgresConnection {
     /// `conninfo` (a URL or a keyword/value string) as given, with the value of every secret
@@ -24,6 +25,30 @@ extension PostgresConnection {
         guard leaked else { return masked }
         return given.map { $0.keyword + "=" + (secretKeywords.contains($0.keyword) ? "***" : quotedValue($0.value)) }
             .joined(separator: " ")
+    }
+}
+
+extension PostgresConnection {
+    /// Why libpq cannot parse `conninfo`, or nil when it can. The answer never quotes the
+    /// string: libpq's own message quotes the offending part ("invalid percent-encoded token:
+    /// \"s3cr%zz\""), which may be a fragment of the password, so only its wording up to the
+    /// first quote is kept.
+    package static func parseProblem(in conninfo: String) -> String? {
+        guard !conninfo.isEmpty else { return nil }
+        var parseError: UnsafeMutablePointer<CChar>?
+        if let options = PQconninfoParse(conninfo, &parseError) {
+            PQconninfoFree(options)
+            return nil
+        }
+        var wording = "libpq cannot parse it"
+        if let parseError {
+            let message = String(cString: parseError).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfreemem(parseError)
+            let unquoted = message.prefix { $0 != "\"" && $0 != "'" && $0 != "\n" }
+                .trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: ":")))
+            if !unquoted.isEmpty { wording += " (\(unquoted)\(unquoted.count < message.count ? " …" : ""))" }
+        }
+        return wording + "; the value is withheld, as it may hold a password"
     }
 }
 

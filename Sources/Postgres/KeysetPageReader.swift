@@ -56,19 +56,26 @@ package struct KeysetPageReader: Sendable {
             }))
     }
 
-    /// The newest timestamp in the table (max), or nil when it holds no timestamped row.
+    /// The newest finite timestamp in the table (max), or nil when it holds no timestamped
+    /// row, or only ones an instant cannot hold (`infinity`, beyond year 294,000).
     package func newestTimestamp() async throws -> Timestamp? {
-        let rows = try await connection.query("SELECT max(\(timestampColumn)) FROM \(source)")
-        return try rows.first?[0].decode(Timestamp.self)
+        let rows = try await connection.query("SELECT \(newestSQL)")
+        return rows.first.flatMap { $0.text(0) }.flatMap(Timestamp.init(postgresText:))
+    }
+
+    /// `infinity`, and times beyond what an instant holds, are no row's time: left out, so
+    /// that one such row cannot hide the lag.
+    private var newestSQL: String {
+        "(SELECT max(\(timestampColumn)) FROM \(source) WHERE \(timestampColumn) <= '\(Timestamp.latest.rfc3339)')"
     }
 
     /// `newestTimestamp()` and the number of rows without a timestamp, in one statement (each
     /// part still reads only the (timestamp, id) index).
     package func newestTimestampAndUntimestampedCount() async throws -> (newest: Timestamp?, untimestamped: Int) {
         let rows = try await connection.query(
-            "SELECT (SELECT max(\(timestampColumn)) FROM \(source)), (SELECT count(*) FROM \(source) WHERE \(timestampColumn) IS NULL)")
+            "SELECT \(newestSQL), (SELECT count(*) FROM \(source) WHERE \(timestampColumn) IS NULL)")
         guard let row = rows.first else { return (nil, 0) }
-        return (try row[0].decode(Timestamp.self), try row[1].decode(Int.self) ?? 0)
+        return (row.text(0).flatMap(Timestamp.init(postgresText:)), try row[1].decode(Int.self) ?? 0)
     }
 
     // The parameters are untyped, so PostgreSQL gives each the type of the column it is

@@ -32,13 +32,16 @@ package final class PostgresConnection: Sendable {
     /// TCP keepalives and `tcp_user_timeout` are asked for unless the string sets them, and
     /// the session asks the server to probe the client too, so that a vanished client's
     /// session (and its advisory locks) ends within about a minute.
-    package static func connect(_ conninfo: String?, applicationName: String = "sync-job",
+    ///
+    /// `password`, when given (a password file's), wins over any password in the string,
+    /// PGPASSWORD and .pgpass.
+    package static func connect(_ conninfo: String?, password: String? = nil, applicationName: String = "sync-job",
                                timeout: Duration = .seconds(60)) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "postgres-connection")
         let handle = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<LibPQHandle, Error>) in
             queue.async {
                 continuation.resume(with: Result {
-                    try LibPQHandle.open(conninfo: conninfo, applicationName: applicationName, timeout: timeout)
+                    try LibPQHandle.open(conninfo: conninfo, password: password, applicationName: applicationName, timeout: timeout)
                 })
             }
         }
@@ -153,9 +156,14 @@ final class LibPQHandle: @unchecked Sendable {
 
     deinit { finish() }
 
-    static func open(conninfo: String?, applicationName: String, timeout: Duration) throws -> LibPQHandle {
+    static func open(conninfo: String?, password: String?, applicationName: String, timeout: Duration) throws -> LibPQHandle {
+        // A string libpq cannot parse would come back in its error message, password included.
+        if let conninfo, let problem = PostgresConnection.parseProblem(in: conninfo) {
+            throw PostgresError(kind: .invalidConninfo, message: problem)
+        }
         var secrets = passwords(in: conninfo)
         if let fromEnvironment = ProcessInfo.processInfo.environment["PGPASSWORD"] { secrets.append(fromEnvironment) }
+        if let password { secrets.append(password) }
 
         // expand_dbname makes libpq read `dbname` as a whole URL or conninfo string; an absent
         // value makes it fall back to the PG* environment and service file, as psql does.
@@ -173,8 +181,9 @@ final class LibPQHandle: @unchecked Sendable {
         where !given.contains(keyword) {
             defaults.append((keyword, value))
         }
-        let keywords = defaults.map(\.0) + ["dbname", "fallback_application_name"]
-        let values: [String?] = defaults.map(\.1) + [conninfo.flatMap { $0.isEmpty ? nil : $0 }, applicationName]
+        // Parameters after `dbname` override what the expanded string sets: the password file wins.
+        let keywords = defaults.map(\.0) + ["dbname", "fallback_application_name"] + (password == nil ? [] : ["password"])
+        let values: [String?] = defaults.map(\.1) + [conninfo.flatMap { $0.isEmpty ? nil : $0 }, applicationName] + (password == nil ? [] : [password])
         let connection = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers + [nil], valuePointers + [nil], 1)

@@ -4,6 +4,8 @@ import Timestamps
 package struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, coarsely enough to choose an exit code or a retry.
     package enum Kind: Sendable, Hashable {
+        /// The connection string or URL cannot be parsed: fix the configuration.
+        case invalidConninfo
         /// The server could not be reached or refused the connection: retry later.
         case connectionFailed
         /// The server rejected the credentials (SQLSTATE 28P01/28000): fix the configuration.
@@ -43,6 +45,7 @@ package struct PostgresError: Error, Sendable, CustomStringConvertible {
     package var description: String {
         var text: String
         switch kind {
+        case .invalidConninfo: text = "the PostgreSQL connection string is invalid"
         case .connectionFailed: text = "cannot connect to PostgreSQL"
         case .authenticationFailed: text = "PostgreSQL rejected the credentials"
         case .query: text = "PostgreSQL query failed"

@@ -18,6 +18,7 @@ struct APIKeysStage {
         async let registeredCount = writer.registeredCount(valkey)
         var written = Set<String>()
         var read = 0, skipped = 0, revoked = 0, entries = 0
+        var unencodable: [String] = []
         var stopped = false
         try await postgres.withSnapshot {
             var pages = writer.pages(on: postgres, pageSize: configuration.batchSize).makeAsyncIterator()
@@ -28,6 +29,7 @@ struct APIKeysStage {
                     logger.warning("api_keys row skipped: \(skip.reason)", metadata: ["id": "\(skip.id)"])
                 }
                 skipped += plan.skipped.count
+                unencodable += plan.skipped.filter(\.unencodable).map(\.id)
                 revoked += plan.revoked
                 entries += plan.entries.count
                 if !dryRun {
@@ -58,10 +60,22 @@ struct APIKeysStage {
             report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the page in flight; deleted keys are removed by the next run")
             return
         }
-        let stale = try await writer.staleKeys(valkey, written: written)
+        let (stale, foreign) = try await writer.staleKeys(valkey, written: written)
+        if foreign.count > 0 {
+            logger.warning("API-key registry members that the api_key template cannot render were left alone", metadata: [
+                "registry": "\(writer.registryKey)", "members": "\(foreign.count)",
+            ])
+            report.count("foreign_registry_members", foreign.count)
+        }
         report.count(dryRun ? "would_remove" : "removed", stale.count)
         report.count("revoked", revoked)
-        if dryRun { return }
-        try await valkey.sendCounting(writer.removal(of: stale), doing: "removing deleted API keys")
+        if !dryRun {
+            try await valkey.sendCounting(writer.removal(of: stale), doing: "removing deleted API keys")
+        }
+        if !unencodable.isEmpty {
+            report.count("skipped_unencodable", unencodable.count)
+            throw StageFailure("\(unencodable.count) api_keys row(s) could not be encoded and were skipped (their cached keys removed); "
+                               + "the other keys were written. Ids: " + unencodable.prefix(5).joined(separator: " "))
+        }
     }
 }

@@ -19,15 +19,37 @@ struct ConfigCommand: ParsableCommand {
     @OptionGroup var settings: SettingsOptions
 
     func run() throws {
+        StandardStreams.ignoreBrokenPipes()
         let configuration: Configuration
         do {
             configuration = try Configuration(settings)
         } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("sync-job: \(error)\n".utf8))
+            StandardStreams.writeError("sync-job: \(error)\n")
             throw ExitCode(ExitCodes.usage)
         }
         let report = EffectiveConfiguration(configuration, environment: ProcessInfo.processInfo.environment)
         print(json ? report.json : report.table)
+    }
+}
+
+/// The `--docs` location as an operator may see it: an http(s) URL's userinfo password is
+/// "***"; a URL that cannot be parsed is withheld whole.
+enum DocsLocationText {
+    static func isURL(_ location: String) -> Bool { location.contains("://") }
+
+    /// A directory path, or an http(s) URL with a host.
+    static func isReadable(_ location: String) -> Bool {
+        guard isURL(location) else { return !location.contains("\0") }
+        guard let components = URLComponents(string: location), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty else { return false }
+        return true
+    }
+
+    static func hidingPassword(_ location: String) -> String {
+        guard isURL(location) else { return location }
+        guard isReadable(location), var components = URLComponents(string: location) else { return "(withheld: not a URL)" }
+        if components.password != nil { components.percentEncodedPassword = "***" }
+        return components.string ?? "(withheld: not a URL)"
     }
 }
 
@@ -60,7 +82,9 @@ struct EffectiveConfiguration: Codable, Equatable {
             guard parameter.value != nil || parameter.origin != .libpqDefault else { continue }
             rows.append(Row(setting: "  " + parameter.keyword, value: parameter.value ?? "(none)", from: from))
         }
+        add("postgres-password-file", c.origins["postgres-password-file"] == nil ? nil : "(set: its first line is the password)")
         add("valkey-url", c.valkey.urlText)
+        add("valkey-password-file", c.origins["valkey-password-file"] == nil ? nil : "(set: its first line is the password)")
         add("valkey-ca-file", c.valkey.caFile)
         add("valkey-cert-file", c.valkey.certFile)
         add("valkey-key-file", c.valkey.keyFile)
@@ -77,7 +101,7 @@ struct EffectiveConfiguration: Codable, Equatable {
         rows.append(Row(setting: "--no-commit-guard", value: c.commitGuard ? "no (the guard holds the copy back)" : "yes (no guard)",
                         from: c.origins["commit-guard"] ?? "default"))
         add("max-hold", DurationText.format(c.maxHold))
-        add("docs", c.docs)
+        add("docs", c.docs.map(DocsLocationText.hidingPassword))
         add("key-prefix", c.keys.prefix.isEmpty ? "(empty)" : c.keys.prefix)
         for name in KeyTemplates.Name.allCases {
             let text = c.keys[name].text

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Postgres
 import Timestamps
 import Valkey
 import Writers
@@ -7,6 +8,8 @@ import Writers
 /// Every setting of one run, resolved from flags and variables and validated at start.
 struct Configuration: Sendable {
     var postgresConninfo: String?
+    /// The first line of `--postgres-password-file`: never shown, wins over the string's.
+    var postgresPassword: String?
     var valkey: ValkeyConfiguration
     var valkeyCluster: Bool
     var batchSize: Int
@@ -99,7 +102,23 @@ struct Configuration: Sendable {
             }
         }
 
-        postgresConninfo = setting(options.postgresURL, "DATABASE_URL", flagName: "postgres-url")?.value
+        let conninfo = setting(options.postgresURL, "DATABASE_URL", flagName: "postgres-url")
+        postgresConninfo = checked(nil) {
+            guard let conninfo else { return nil }
+            // Checked here, so that a typo is 64 at once and not 75 on every scheduled retry.
+            if let problem = PostgresConnection.parseProblem(in: conninfo.value) {
+                throw ConfigurationError(setting: conninfo.source, problem: problem)
+            }
+            return conninfo.value
+        }
+        func secret(_ flag: String?, _ variable: String, flagName: String) -> String? {
+            checked(nil) {
+                guard let (path, name) = setting(flag, variable, flagName: flagName) else { return nil }
+                return try PasswordFile.firstLine(path, setting: name)
+            }
+        }
+        postgresPassword = secret(options.postgresPasswordFile, "SYNC_POSTGRES_PASSWORD_FILE", flagName: "postgres-password-file")
+        let valkeyPassword = secret(options.valkeyPasswordFile, "SYNC_VALKEY_PASSWORD_FILE", flagName: "valkey-password-file")
 
         let valkeyURL = setting(options.valkeyURL, "VALKEY_URL", flagName: "valkey-url")?.value ?? "valkey://127.0.0.1:6379"
         let caFile = setting(options.valkeyCAFile, "SYNC_VALKEY_CA_FILE", flagName: "valkey-ca-file")?.value
@@ -115,6 +134,7 @@ struct Configuration: Sendable {
             }
         }
         valkey.clientName = "sync-job"
+        if let valkeyPassword { valkey.password = valkeyPassword }
         valkeyCluster = boolean(options.valkeyCluster, flag: "--valkey-cluster", flagValue: true, "SYNC_VALKEY_CLUSTER", flagName: "valkey-cluster", default: false)
 
         batchSize = integer(options.batchSize, "SYNC_BATCH_SIZE", flagName: "batch-size", default: 2000, range: 1...100_000)
@@ -136,7 +156,13 @@ struct Configuration: Sendable {
         commitGuard = boolean(options.noCommitGuard, flag: "--no-commit-guard", flagValue: false, "SYNC_COMMIT_GUARD", flagName: "commit-guard", default: true)
         valkey.connectTimeout = valkeyTimeout
         valkey.commandTimeout = valkeyTimeout
-        docs = setting(options.docs, "SYNC_DOCS", flagName: "docs")?.value
+        docs = checked(nil) {
+            guard let (location, name) = setting(options.docs, "SYNC_DOCS", flagName: "docs") else { return nil }
+            guard DocsLocationText.isReadable(location) else {
+                throw ConfigurationError(setting: name, problem: "is not an http(s) URL or a directory path; the value is withheld, as it may hold a password")
+            }
+            return location
+        }
 
         let prefix = setting(options.keyPrefix, "SYNC_KEY_PREFIX", flagName: "key-prefix")?.value ?? ""
         var templateItems = options.keyTemplates
@@ -175,6 +201,47 @@ struct Configuration: Sendable {
         metricsFile = setting(options.metricsFile, "SYNC_METRICS_FILE", flagName: "metrics-file")?.value
         self.origins = origins
         if !problems.isEmpty { throw ConfigurationError(problems) }
+    }
+}
+
+/// A password kept in a file (a Kubernetes or ECS secret mounted as a file): its first line.
+enum PasswordFile {
+    /// Larger than any password; a bound on what a wrong path can make the job read.
+    static let maximumBytes = 64 * 1024
+
+    static func firstLine(_ path: String, setting: String) throws -> String {
+        // O_NONBLOCK: a FIFO or device named by mistake must not hang the start.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ConfigurationError(setting: setting, problem: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw ConfigurationError(setting: setting, problem: "\(path) is not a regular file")
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= maximumBytes {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else {
+                throw ConfigurationError(setting: setting, problem: "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+            if chunk[..<count].contains(UInt8(ascii: "\n")) { break }
+        }
+        var line = bytes.prefix { $0 != UInt8(ascii: "\n") }
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        guard line.count <= maximumBytes else {
+            throw ConfigurationError(setting: setting, problem: "the first line of \(path) is longer than \(maximumBytes) bytes")
+        }
+        guard !line.isEmpty else { throw ConfigurationError(setting: setting, problem: "the first line of \(path) is empty") }
+        guard let text = String(validating: line, as: UTF8.self), !text.contains("\0") else {
+            throw ConfigurationError(setting: setting, problem: "the first line of \(path) is not UTF-8 text")
+        }
+        return text
     }
 }
 

@@ -25,7 +25,7 @@ enum ExitCodes {
             return refusal.isTemporary ? temporary : failed
         case let error as PostgresError:
             switch error.kind {
-            case .authenticationFailed: return usage
+            case .authenticationFailed, .invalidConninfo: return usage
             case .connectionFailed, .connectionLost, .timeout: return temporary
             case .query, .decoding: return failed
             }
@@ -46,6 +46,8 @@ enum ExitCodes {
         switch error {
         case let error as PostgresError where error.kind == .authenticationFailed:
             return " — check the user and password in --postgres-url / DATABASE_URL, PGPASSWORD or ~/.pgpass"
+        case let error as PostgresError where error.kind == .invalidConninfo:
+            return " — check --postgres-url / DATABASE_URL"
         case let error as PostgresError where error.kind == .connectionFailed:
             return " — is the server running and reachable? check --postgres-url / DATABASE_URL or the PG* environment"
         case let error as PostgresError where error.kind == .timeout:

@@ -17,11 +17,12 @@ struct JobRunner: Sendable {
 
     /// Resolves settings (exit 64 on a bad one) and sets up logging and signal handling.
     static func make(_ settings: SettingsOptions, command: String, dryRun: Bool = false) throws -> JobRunner {
+        StandardStreams.ignoreBrokenPipes()
         let configuration: Configuration
         do {
             configuration = try Configuration(settings)
         } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("sync-job: \(error)\n".utf8))
+            StandardStreams.writeError("sync-job: \(error)\n")
             // Even this ending is recorded where the metrics file can be named.
             if let path = settings.metricsFile ?? ProcessInfo.processInfo.environment["SYNC_METRICS_FILE"], !path.isEmpty {
                 var summary = RunSummary(command: command, dryRun: dryRun)
@@ -48,7 +49,8 @@ struct JobRunner: Sendable {
         async let connectingValkey = connectValkey()
         let postgres: PostgresConnection
         do {
-            postgres = try await PostgresConnection.connect(configuration.postgresConninfo, timeout: configuration.postgresTimeout)
+            postgres = try await PostgresConnection.connect(configuration.postgresConninfo, password: configuration.postgresPassword,
+                                                            timeout: configuration.postgresTimeout)
         } catch {
             let code = fail(error, context: "connecting to PostgreSQL")
             return await endEarlyClosing(await connectingValkey, code, "connecting to PostgreSQL: \(error)", recording: recording)
@@ -61,7 +63,7 @@ struct JobRunner: Sendable {
                     let message = "another sync-job run holds the lock" + (holder.map { " (PostgreSQL backend \($0))" } ?? "")
                         + "; this run stops, the next scheduled one will retry"
                     logger.warning("\(message)")
-                    FileHandle.standardError.write(Data("sync-job: \(message)\n".utf8))
+                    StandardStreams.writeError("sync-job: \(message)\n")
                     return await endEarlyClosing(await connectingValkey, 75, message, recording: recording)
                 }
             } catch {
@@ -218,7 +220,7 @@ struct JobRunner: Sendable {
     func fail(_ error: any Error, context: String) -> Int32 {
         let code = ExitCodes.code(for: error)
         logger.error("\(context) failed", metadata: ["error": "\(error)", "exit_code": "\(code)"])
-        FileHandle.standardError.write(Data("sync-job: \(context): \(error)\(ExitCodes.hint(for: error))\n".utf8))
+        StandardStreams.writeError("sync-job: \(context): \(error)\(ExitCodes.hint(for: error))\n")
         return code
     }
 

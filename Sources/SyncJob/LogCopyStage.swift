@@ -66,6 +66,7 @@ struct LogCopyStage: Sendable {
             ])
         }
         report.count("pages", outcome.pages)
+        try outcome.failIfRowsWereUnencodable(table: table.name, report: &report)
     }
 
     /// The commit guard of SPEC §4: lowers `settleBound` to the start of the oldest open
@@ -117,6 +118,7 @@ struct LogCopyStage: Sendable {
         report.count("skipped_too_old", outcome.skippedTooOld)
         report.count("pages", outcome.pages)
         if outcome.interrupted { report.fact("stopped", "by \(Shutdown.stopReason ?? "signal"), after the batch in flight") }
+        try outcome.failIfRowsWereUnencodable(table: table.name, report: &report)
     }
 
     struct Outcome {
@@ -125,8 +127,30 @@ struct LogCopyStage: Sendable {
         /// the report, so that a bad template cannot flood the log or memory.
         var skippedNullKey = 0
         var firstSkippedNullKeyIDs: [String] = []
+        /// Rows that cannot be written (SPEC §11): skipped, counted and named by id; the copy
+        /// goes on, and the stage fails (exit 1) once it is done.
+        var skippedUnencodable = 0
+        var firstUnencodable: [String] = []
         var watermark: Timestamp?
         var interrupted = false
+
+        mutating func add(_ page: LogPageEncoder.PageOutcome) {
+            pages += 1
+            read += page.rows
+            written += page.written
+            skippedTooOld += page.skippedTooOld
+            skippedNullKey += page.skippedNullKey.count
+            firstSkippedNullKeyIDs += page.skippedNullKey.prefix(max(0, 5 - firstSkippedNullKeyIDs.count))
+            skippedUnencodable += page.skippedUnencodable.count
+            firstUnencodable += page.skippedUnencodable.prefix(max(0, 5 - firstUnencodable.count)).map { "\($0.id) (\($0.reason))" }
+        }
+
+        func failIfRowsWereUnencodable(table: String, report: inout StageReport) throws {
+            guard skippedUnencodable > 0 else { return }
+            report.count("skipped_unencodable", skippedUnencodable)
+            throw StageFailure("\(skippedUnencodable) \(table) row(s) could not be written and were skipped; the rest was copied. First: "
+                               + firstUnencodable.joined(separator: "; "))
+        }
     }
 
     /// Copies `window`; also the core of `backfill`, which passes `store: nil` so that no
@@ -179,12 +203,15 @@ struct LogCopyStage: Sendable {
             for try await page in reader.pages(from: window.from, until: window.until) {
                 var batch = CommandBatch(reservingCapacity: configuration.batchSize * 700)
                 let pageOutcome = try encoder.encode(page, cutoff: cutoff, into: &batch)
-                outcome.pages += 1
-                outcome.read += pageOutcome.rows
-                outcome.written += pageOutcome.written
-                outcome.skippedTooOld += pageOutcome.skippedTooOld
-                outcome.skippedNullKey += pageOutcome.skippedNullKey.count
-                outcome.firstSkippedNullKeyIDs += pageOutcome.skippedNullKey.prefix(max(0, 5 - outcome.firstSkippedNullKeyIDs.count))
+                let unencodableBefore = outcome.skippedUnencodable
+                outcome.add(pageOutcome)
+                if unencodableBefore < 5 {
+                    for skip in pageOutcome.skippedUnencodable.prefix(5 - unencodableBefore) {
+                        logger.warning("row skipped: it cannot be written", metadata: [
+                            "table": "\(table.name)", "id": "\(skip.id)", "reason": "\(skip.reason)",
+                        ])
+                    }
+                }
                 if let last = pageOutcome.lastTimestamp { progress.update(rows: outcome.read, at: last) }
                 guard !dryRun else { continue }
                 let batchToSend = batch

@@ -30,7 +30,7 @@ struct LogLineHandler: LogHandler {
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
             line += "\n"
         }
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardStreams.writeError(line)
     }
 
     static func bootstrap(level: Logger.Level, format: Configuration.LogFormat) {

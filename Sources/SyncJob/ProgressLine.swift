@@ -31,11 +31,11 @@ struct ProgressLine {
         let eta = done > 0.001 ? elapsed * (1 - done) / done : 0
         let line = "\r\(label) [\(bar)] " + String(format: "%3.0f%% %d rows, %.0f rows/s, ETA %.0fs ",
                                                            done * 100, rows, Double(rows) / elapsed, eta)
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardStreams.writeError(line)
         drawn = true
     }
 
     func finish() {
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if drawn { StandardStreams.writeError("\r\u{1B}[K") }
     }
 }

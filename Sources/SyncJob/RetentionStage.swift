@@ -22,6 +22,7 @@ struct RetentionStage {
         var entries = 0
         var members = 0
         var indexKeys = 0
+        var foreign = ForeignMembers()
         for table in [LogTable.usageLogs, .reportUsageLogs] {
             if Shutdown.stopRequested { break }
             let writer = RetentionWriter(templates: configuration.keys, table: table, cutoff: cutoff)
@@ -43,11 +44,21 @@ struct RetentionStage {
                     ids = removed.next
                 }
             }
-            try await writer.indexKeys(chunk: chunk, valkey) { keys in
+            let others = try await writer.indexKeys(chunk: chunk, valkey) { keys in
                 indexKeys += keys.count
                 members += dryRun ? try await writer.expiredMembers(of: keys, valkey) : try await writer.trim(keys, valkey)
                 return !Shutdown.stopRequested
             }
+            if others.count > 0 {
+                logger.warning("index registry members that are not \(table.name) index keys were left alone", metadata: [
+                    "registry": "\(writer.registry)", "members": "\(others.count)", "first": "\(others.first.joined(separator: " "))",
+                ])
+            }
+            foreign.merge(others)
+        }
+        if foreign.count > 0 {
+            report.count("foreign_registry_members", foreign.count)
+            report.fact("foreign_registry_members_first", foreign.first.joined(separator: " "))
         }
         report.count(dryRun ? "would_remove_entries" : "removed_entries", entries)
         report.count(dryRun ? "would_remove_members" : "removed_members", members)

@@ -183,12 +183,49 @@ struct MetricsFile {
                        .map { ("table=\"\(stage.stage == .usageLogs ? "usage_logs" : "report_usage_logs")\"", $0) }
                })
         let text = lines.joined(separator: "\n") + "\n"
-        let temporary = path + ".tmp.\(getpid())"
-        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+        let (temporary, descriptor) = try createTemporaryFile()
+        let complete = Self.writeAll(text, to: descriptor)
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        guard complete else {
+            unlink(temporary)
+            throw ConfigurationError(setting: "--metrics-file", problem: "cannot write \(temporary): \(reason)")
+        }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
             throw ConfigurationError(setting: "--metrics-file", problem: "cannot replace \(path): \(reason)")
+        }
+    }
+
+    /// A new file beside `path`, created exclusively under a name nobody can guess (a link
+    /// planted there in advance is never followed or overwritten), and not ending in `.prom`,
+    /// so the textfile collector never reads it half-written.
+    func createTemporaryFile() throws -> (path: String, descriptor: Int32) {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<8 {
+            let suffix = String(generator.next(), radix: 16)
+            let temporary = directory + "/." + url.lastPathComponent + ".tmp." + suffix
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if descriptor >= 0 { return (temporary, descriptor) }
+            guard errno == EEXIST else {
+                throw ConfigurationError(setting: "--metrics-file", problem: "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
+            }
+        }
+        throw ConfigurationError(setting: "--metrics-file", problem: "cannot create a file in \(directory): names taken")
+    }
+
+    private static func writeAll(_ text: String, to descriptor: Int32) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written > 0 { offset += written } else if written < 0, errno == EINTR { continue } else { return false }
+            }
+            return true
         }
     }
 

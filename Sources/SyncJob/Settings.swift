@@ -9,10 +9,20 @@ struct SettingsOptions: ParsableArguments {
         valueName: "url"))
     var postgresURL: String?
 
+    @Option(name: .customLong("postgres-password-file"), help: ArgumentHelp(
+        "File whose first line is the PostgreSQL password (a mounted secret); wins over the URL, PGPASSWORD and .pgpass. (SYNC_POSTGRES_PASSWORD_FILE)",
+        valueName: "path"))
+    var postgresPasswordFile: String?
+
     @Option(name: .customLong("valkey-url"), help: ArgumentHelp(
         "Valkey server: valkey:// or redis:// plain, valkeys:// or rediss:// TLS; ACL user and password in the userinfo, database number in the path. Default valkey://127.0.0.1:6379. (VALKEY_URL)",
         valueName: "url"))
     var valkeyURL: String?
+
+    @Option(name: .customLong("valkey-password-file"), help: ArgumentHelp(
+        "File whose first line is the Valkey password (a mounted secret); wins over the URL's. (SYNC_VALKEY_PASSWORD_FILE)",
+        valueName: "path"))
+    var valkeyPasswordFile: String?
 
     @Option(name: .customLong("valkey-ca-file"), help: ArgumentHelp("CA certificates (PEM) to verify the Valkey server with. (SYNC_VALKEY_CA_FILE)", valueName: "path"))
     var valkeyCAFile: String?

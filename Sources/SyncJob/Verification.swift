@@ -35,11 +35,14 @@ struct Verification {
         let store = WatermarkStore(connection: valkey, templates: configuration.keys)
         var differing = 0
         for (stage, table) in [(Stage.usageLogs, LogTable.usageLogs), (.reportLogs, .reportUsageLogs)] {
-            guard let watermark = try await store.read(table.name) else {
+            guard let stored = try await store.read(table.name) else {
                 print("\(table.name): no watermark yet, nothing to verify")
                 continue
             }
-            let raw = watermark.rfc3339
+            let raw = stored.rfc3339
+            // A watermark set far ahead (by hand or a bug) is verified only up to the clock:
+            // no day after it can hold a row yet, and walking them would never end.
+            let watermark = min(stored, now)
             guard start <= watermark else {
                 print("\(table.name): the watermark \(raw) is before the start \(start.rfc3339), nothing to verify")
                 continue

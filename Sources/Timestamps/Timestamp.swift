@@ -26,26 +26,28 @@ package struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertibl
         lhs.microsecondsSinceEpoch < rhs.microsecondsSinceEpoch
     }
 
-    /// Always UTC with 'Z' and exactly six fractional digits, so that the text sorts like the value.
+    /// Always UTC with 'Z' and exactly six fractional digits, so that the text sorts like the
+    /// value (for years 0 to 9999; others have more year digits, or a minus sign).
     package var rfc3339: String {
-        let (days, microsecondOfDay) = floorDivision(microsecondsSinceEpoch, 86_400_000_000)
-        let (year, month, day) = CivilDate.fromDays(days)
-        let seconds = microsecondOfDay / 1_000_000
-        // Written byte by byte: this runs once per copied row (the copy's profile, issue 14).
-        return String(unsafeUninitializedCapacity: 40) { buffer in
-            var text = ASCIIWriter(buffer)
-            if year < 0 { text.put("-") }
-            text.put(year.magnitude, width: 4)
-            text.put("-"); text.put(UInt64(month), width: 2)
-            text.put("-"); text.put(UInt64(day), width: 2)
-            text.put("T"); text.put(UInt64(seconds / 3600), width: 2)
-            text.put(":"); text.put(UInt64(seconds / 60 % 60), width: 2)
-            text.put(":"); text.put(UInt64(seconds % 60), width: 2)
-            text.put("."); text.put(UInt64(microsecondOfDay % 1_000_000), width: 6)
-            text.put("Z")
-            return text.count
-        }
+        let (seconds, micros) = floorDivision(microsecondsSinceEpoch, 1_000_000)
+        return TimestampText.rfc3339(secondsSinceEpoch: seconds, microsecond: micros)
     }
+
+    /// PostgreSQL's text of a `timestamp`/`timestamptz` value as the cache stores it: RFC 3339
+    /// UTC with six fractional digits (years beyond 9999 with more digits, BC years as
+    /// astronomical years below 1), and `infinity`/`-infinity` as PostgreSQL prints them. Every
+    /// value PostgreSQL can hold has one, even those beyond what a `Timestamp` holds; nil
+    /// only for text PostgreSQL does not produce.
+    package static func cacheText(postgresText text: String) -> String? {
+        if text == "infinity" || text == "-infinity" { return text }
+        guard let parts = TimestampText.parseParts(text, style: .postgres) else { return nil }
+        return TimestampText.rfc3339(secondsSinceEpoch: parts.seconds, microsecond: parts.micros)
+    }
+
+    /// The earliest and latest instants the type holds (about 292,000 years either side of
+    /// 1970; PostgreSQL's own range ends at 4714 BC and 294276 AD).
+    package static let earliest = Timestamp(microsecondsSinceEpoch: .min)
+    package static let latest = Timestamp(microsecondsSinceEpoch: .max)
 
     /// Unix seconds floored to the millisecond, shortest decimal form ("1795881600.123",
     /// "1795881600.12", "1795881600"): the sorted-set score, so `Double(text)` is the nearest
@@ -70,29 +72,46 @@ package struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     package var description: String { rfc3339 }
 
-    /// This instant moved by a duration, to the microsecond.
+    /// This instant moved by a duration, to the microsecond; saturating at `earliest` and
+    /// `latest`, so that no watermark or flag value, however far out, can trap.
     package func moved(by duration: Duration) -> Timestamp {
         let (seconds, attoseconds) = duration.components
-        return Timestamp(microsecondsSinceEpoch: microsecondsSinceEpoch + seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+        let micros = saturatingSum(saturatingProduct(seconds, 1_000_000), attoseconds / 1_000_000_000_000)
+        return Timestamp(microsecondsSinceEpoch: saturatingSum(microsecondsSinceEpoch, micros))
     }
 
-    /// Rounded up to a whole millisecond, the precision of the index scores.
+    /// Rounded up to a whole millisecond, the precision of the index scores (saturating).
     package var ceilingMillisecond: Timestamp {
-        Timestamp(microsecondsSinceEpoch: -floorDivision(-microsecondsSinceEpoch, 1000).quotient * 1000)
+        let (quotient, remainder) = floorDivision(microsecondsSinceEpoch, 1000)
+        return remainder == 0 ? self : Timestamp(microsecondsSinceEpoch: saturatingProduct(quotient + 1, 1000))
     }
 
     /// Midnight UTC of this instant's day.
     package var startOfDay: Timestamp {
-        Timestamp(microsecondsSinceEpoch: floorDivision(microsecondsSinceEpoch, 86_400_000_000).quotient * 86_400_000_000)
+        // Saturating: the earliest instants' day starts before what the type holds.
+        Timestamp(microsecondsSinceEpoch: saturatingSum(microsecondsSinceEpoch, -floorDivision(microsecondsSinceEpoch, 86_400_000_000).remainder))
     }
 
     /// The whole seconds since the epoch, floored.
     package var unixSeconds: Int64 { floorDivision(microsecondsSinceEpoch, 1_000_000).quotient }
 
-    /// The microseconds from `other` to this instant, as a duration.
+    /// The microseconds from `other` to this instant, as a duration (saturating).
     package func duration(since other: Timestamp) -> Duration {
-        .microseconds(microsecondsSinceEpoch - other.microsecondsSinceEpoch)
+        let (difference, overflow) = microsecondsSinceEpoch.subtractingReportingOverflow(other.microsecondsSinceEpoch)
+        return .microseconds(overflow ? (other > self ? Int64.min : Int64.max) : difference)
     }
+}
+
+/// `a + b`, or the nearest bound of Int64 where it does not fit.
+package func saturatingSum(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? .max : .min) : sum
+}
+
+/// `a * b`, or the nearest bound of Int64 where it does not fit.
+package func saturatingProduct(_ a: Int64, _ b: Int64) -> Int64 {
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? ((a < 0) == (b < 0) ? .max : .min) : product
 }
 
 /// Floor division: negative timestamps round toward the past, never toward 1970.
@@ -170,17 +189,50 @@ enum CivilDate {
 enum TimestampText {
     enum Style { case rfc3339, postgres }
 
+    /// The instant, or nil when the text is not one or lies outside what a `Timestamp` holds.
     static func parse(_ text: String, style: Style) -> Timestamp? {
+        guard let parts = parseParts(text, style: style) else { return nil }
+        let (whole, overflow) = parts.seconds.multipliedReportingOverflow(by: 1_000_000)
+        let (micros, overflowAgain) = whole.addingReportingOverflow(parts.micros)
+        return overflow || overflowAgain ? nil : Timestamp(microsecondsSinceEpoch: micros)
+    }
+
+    /// Whole seconds since the epoch and the microsecond within the second: with at most six
+    /// year digits the seconds always fit, whatever the instant type can hold.
+    static func parseParts(_ text: String, style: Style) -> (seconds: Int64, micros: Int64)? {
         var text = text
         // Scans the string's own UTF-8 bytes: no copy, as this runs for every copied row.
         return text.withUTF8 { parse(bytes: $0, style: style) }
     }
 
-    private static func parse(bytes: UnsafeBufferPointer<UInt8>, style: Style) -> Timestamp? {
+    /// RFC 3339 UTC, 'Z', six fractional digits; at least four year digits, a minus sign
+    /// before years below 0 (written byte by byte: this runs once per copied row).
+    static func rfc3339(secondsSinceEpoch: Int64, microsecond: Int64) -> String {
+        let (days, secondOfDay) = floorDivision(secondsSinceEpoch, 86_400)
+        let (year, month, day) = CivilDate.fromDays(days)
+        return String(unsafeUninitializedCapacity: 40) { buffer in
+            var text = ASCIIWriter(buffer)
+            if year < 0 { text.put("-") }
+            text.put(year.magnitude, width: 4)
+            text.put("-"); text.put(UInt64(month), width: 2)
+            text.put("-"); text.put(UInt64(day), width: 2)
+            text.put("T"); text.put(UInt64(secondOfDay / 3600), width: 2)
+            text.put(":"); text.put(UInt64(secondOfDay / 60 % 60), width: 2)
+            text.put(":"); text.put(UInt64(secondOfDay % 60), width: 2)
+            text.put("."); text.put(UInt64(microsecond), width: 6)
+            text.put("Z")
+            return text.count
+        }
+    }
+
+    private static func parse(bytes: UnsafeBufferPointer<UInt8>, style: Style) -> (seconds: Int64, micros: Int64)? {
         var scanner = Scanner(bytes)
-        guard let year = scanner.number(minDigits: 4, maxDigits: 6), scanner.take("-"),
+        // Years before 0 as this program writes them (astronomical, "-0044-03-15T...Z").
+        let negativeYear = style == .rfc3339 && scanner.take("-")
+        guard let unsignedYear = scanner.number(minDigits: 4, maxDigits: 6), scanner.take("-"),
               let month = scanner.number(minDigits: 2, maxDigits: 2), scanner.take("-"),
               let day = scanner.number(minDigits: 2, maxDigits: 2),
+              case let year = negativeYear ? -unsignedYear : unsignedYear,
               (1...12).contains(month), day >= 1, day <= CivilDate.daysInMonth(year: year, month: month)
         else { return nil }
         var secondOfDay: Int64 = 0
@@ -233,8 +285,7 @@ enum TimestampText {
         }
         guard scanner.atEnd, hasOffset || style == .postgres else { return nil }
         let days = CivilDate.days(year: astronomicalYear, month: month, day: day)
-        let seconds = days * 86_400 + secondOfDay - offsetSeconds
-        return Timestamp(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
+        return (days * 86_400 + secondOfDay - offsetSeconds, micros)
     }
 
     private struct Scanner {

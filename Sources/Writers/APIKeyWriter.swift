@@ -12,7 +12,7 @@ package struct APIKeyWriter: Sendable {
         self.templates = templates
     }
 
-    package var registryKey: String { templates.prefix + "sync:api_keys" }
+    package var registryKey: String { templates.prefix + KeyTemplates.apiKeyRegistry }
     package var columns: [String] { SourceTable.apiKeys.columns }
 
     /// Every `api_keys` row, `pageSize` at a time in id order; read them in
@@ -31,6 +31,10 @@ package struct APIKeyWriter: Sendable {
     package struct Skip: Sendable, Hashable {
         package var id: String
         package var reason: String
+        /// A value that cannot be encoded (SPEC §11): the stage completes, then fails. Its
+        /// cached hash, if any, is removed with the stale keys: a key the job cannot render
+        /// truthfully is not left authenticating on old values.
+        package var unencodable = false
     }
 
     package struct Plan: Sendable {
@@ -63,8 +67,17 @@ package struct APIKeyWriter: Sendable {
             values.reserveCapacity(columns.count)
             for column in 0..<columns.count {
                 // PostgreSQL's text is the field as it is for most types: no cell to build.
-                values.append(encodings[column] == .verbatim ? row.text(column) ?? "" : try encodings[column].encode(row[column]))
+                if encodings[column] == .verbatim {
+                    values.append(row.text(column) ?? "")
+                } else if let value = try? encodings[column].encode(row[column]) {
+                    values.append(value)
+                } else {
+                    // Named by column only: the value may be as sensitive as the rest of the row.
+                    plan.skipped.append(Skip(id: id, reason: "its \(columns[column]) value cannot be encoded", unencodable: true))
+                    break
+                }
             }
+            guard values.count == columns.count else { continue }
             guard let keyBytes = template.render(prefix: prefix, { name in
                 guard let index = columnIndex[name], row.text(index) != nil else { return nil }
                 return Array(values[index].utf8)
@@ -129,14 +142,18 @@ package struct APIKeyWriter: Sendable {
         return Int(count)
     }
 
-    /// The registered keys that are not in `written`: rows deleted or rotated since. The
-    /// registry is read in chunks, never held whole.
-    package func staleKeys(_ valkey: any ValkeyClient, written: Set<String>) async throws -> Set<String> {
+    /// The registered keys that are not in `written`: rows deleted or rotated since; and the
+    /// members the `api_key` template cannot render, which are left alone. The registry is
+    /// read in chunks, never held whole.
+    package func staleKeys(_ valkey: any ValkeyClient, written: Set<String>) async throws -> (stale: Set<String>, foreign: ForeignMembers) {
         var stale = Set<String>()
+        var foreign = ForeignMembers()
         try await SetScan.chunks(of: registryKey, in: valkey) { chunk in
-            for key in chunk where !written.contains(key) { stale.insert(key) }
+            for key in chunk where !written.contains(key) {
+                if templates.isAPIKey(key) { stale.insert(key) } else { foreign.add(key) }
+            }
             return true
         }
-        return stale
+        return (stale, foreign)
     }
 }

@@ -30,10 +30,15 @@ package enum FieldEncoding: Sendable, Hashable {
             return value ? "true" : "false"
         case .float:
             guard let value = try cell.decode(Double.self) else { return "" }
+            // A numeric beyond a double's range keeps PostgreSQL's exact decimal, not "Infinity".
+            if value.isInfinite, !text.hasSuffix("Infinity") { return text }
             return FieldEncoding.shortest(value)
         case .timestamp:
-            guard let value = try cell.decode(Timestamp.self) else { return "" }
-            return value.rfc3339
+            // PostgreSQL's whole range, ±infinity and years past 9999 included: none traps.
+            guard let value = Timestamp.cacheText(postgresText: text) else {
+                throw PostgresError(kind: .decoding, message: "column \"\(cell.columnName)\" of row \(cell.rowIndex) holds \"\(text.prefix(80))\", which is not a PostgreSQL timestamp")
+            }
+            return value
         }
     }
 

@@ -77,6 +77,72 @@ package struct KeyTemplate: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension KeyTemplate {
+    /// One position of a template seen as a pattern: a literal byte, or a placeholder, which
+    /// may render as any text (empty included).
+    private enum Token: Equatable {
+        case byte(UInt8)
+        case any
+    }
+
+    private var tokens: [Token] {
+        parts.flatMap { part -> [Token] in
+            switch part {
+            case .literal(let bytes): bytes.map(Token.byte)
+            case .field: [.any]
+            }
+        }
+    }
+
+    /// Whether `key` is one this template renders after `prefix`, whatever its placeholders'
+    /// values: how bookkeeping tells its own members from keys it must not touch.
+    package func matches(_ key: String, prefix: String) -> Bool {
+        let key = Array(key.utf8), prefix = Array(prefix.utf8)
+        guard key.starts(with: prefix) else { return false }
+        let pattern = tokens
+        // Wildcard matching with one backtracking point: O(key × template) at worst.
+        var p = 0, k = prefix.count, star = -1, resume = 0
+        while k < key.count {
+            if p < pattern.count, pattern[p] == .byte(key[k]) {
+                p += 1; k += 1
+            } else if p < pattern.count, pattern[p] == .any {
+                star = p; resume = k; p += 1
+            } else if star >= 0 {
+                p = star + 1; resume += 1; k = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == .any { p += 1 }
+        return p == pattern.count
+    }
+
+    /// Whether some values of the placeholders make both templates render the same key: the
+    /// literal parts are compared with every placeholder standing for any text.
+    package func canRenderSameKey(as other: KeyTemplate) -> Bool {
+        let a = tokens, b = other.tokens
+        // Depth-first search over (position in a, position in b); each pair is visited once.
+        var visited = Set<Int>()
+        var pending = [(0, 0)]
+        while let (i, j) = pending.popLast() {
+            guard visited.insert(i * (b.count + 1) + j).inserted else { continue }
+            if i == a.count && j == b.count { return true }
+            if i < a.count, a[i] == .any {
+                pending.append((i + 1, j))              // a's placeholder ends here
+                if j < b.count { pending.append((i, j + 1)) }  // it covers b's next position
+            }
+            if j < b.count, b[j] == .any {
+                pending.append((i, j + 1))
+                if i < a.count { pending.append((i + 1, j)) }
+            }
+            if i < a.count, j < b.count, case .byte(let x) = a[i], case .byte(let y) = b[j], x == y {
+                pending.append((i + 1, j + 1))
+            }
+        }
+        return false
+    }
+}
+
 /// A key template that cannot be used; names the template and what is wrong.
 package struct KeyTemplateError: Error, Sendable, CustomStringConvertible {
     package var name: String

@@ -87,17 +87,36 @@ package struct KeyTemplates: Sendable {
         for key in Name.allCases where templates[key] == nil {
             templates[key] = try KeyTemplate(key.defaultTemplate, allowedFields: key.allowedFields, name: key.rawValue)
         }
-        // Two families under one key would overwrite each other too.
-        var owners: [String: Name] = [:]
-        for key in Name.allCases {
-            let text = templates[key]!.text
-            if let other = owners[text] {
-                throw KeyTemplateError(name: key.rawValue, template: text, problem: "is also the template of \(other.rawValue); each key family needs keys of its own")
+        // Two families under one key would overwrite each other too, and so would a family
+        // and the job's bookkeeping: compared as patterns, not as texts, since `${asset}`
+        // alone can render any key at all.
+        let bookkeeping = try Self.bookkeeping(lastRun: templates[.lastRun]!)
+        for (offset, key) in Name.allCases.enumerated() {
+            let template = templates[key]!
+            for other in Name.allCases.dropFirst(offset + 1) where template.canRenderSameKey(as: templates[other]!) {
+                throw KeyTemplateError(name: key.rawValue, template: template.text,
+                                       problem: "can render the same key as \(other.rawValue)=\(templates[other]!.text); each key family needs keys of its own")
             }
-            owners[text] = key
+            for own in bookkeeping where template.canRenderSameKey(as: own) {
+                throw KeyTemplateError(name: key.rawValue, template: template.text,
+                                       problem: "can render the same key as the job's own bookkeeping key \(own.text)")
+            }
         }
         self.templates = templates
     }
+
+    /// The bookkeeping keys (SPEC §3 `sync:`) beside the templates: the API-key registry, the
+    /// index registries and the per-command run summaries.
+    private static func bookkeeping(lastRun: KeyTemplate) throws(KeyTemplateError) -> [KeyTemplate] {
+        [
+            try KeyTemplate(apiKeyRegistry, allowedFields: [], name: "api-key registry"),
+            try KeyTemplate(indexRegistryStem + "${table}", allowedFields: ["table"], name: "index registry"),
+            try KeyTemplate(lastRun.text + ":${command}", allowedFields: ["command"], name: "run summary"),
+        ]
+    }
+
+    package static let apiKeyRegistry = "sync:api_keys"
+    package static let indexRegistryStem = "sync:indexes:"
 
     /// Parses `NAME=TEMPLATE` items (flags, or the comma-separated SYNC_KEY_TEMPLATES).
     package static func parseOverrides(_ items: [String]) throws(KeyTemplateError) -> [String: String] {
@@ -125,6 +144,6 @@ package struct KeyTemplates: Sendable {
     /// The bookkeeping set listing every index key written for a table (SPEC §3 `sync:`),
     /// so that retention finds the per-key and per-asset indexes without scanning the keyspace.
     package func indexRegistryKey(table: String) -> String {
-        prefix + "sync:indexes:" + table
+        prefix + Self.indexRegistryStem + table
     }
 }

@@ -41,6 +41,9 @@ package struct LogPageEncoder: Sendable {
         package var skippedTooOld = 0
         /// Ids of rows whose entry key names a NULL column (only with a custom template).
         package var skippedNullKey: [String] = []
+        /// Rows that cannot be written: a timestamp no score can stand for (±infinity, beyond
+        /// the instant type), or a value that cannot be encoded; by id, with the reason.
+        package var skippedUnencodable: [(id: String, reason: String)] = []
         /// The last row's timestamp: the watermark once the page is acknowledged.
         package var lastTimestamp: Timestamp?
     }
@@ -59,20 +62,28 @@ package struct LogPageEncoder: Sendable {
 
         for row in rows {
             outcome.rows += 1
-            let timestampCell = row[timestampColumn]
             // The page reader never returns a NULL timestamp; guard anyway, it is never written.
-            guard let timestamp = try timestampCell.decode(Timestamp.self) else { continue }
+            guard let timestampText = row.text(timestampColumn) else { continue }
+            guard let timestamp = Timestamp(postgresText: timestampText) else {
+                outcome.skippedUnencodable.append((row.text(idColumn) ?? "?", "its timestamp \(timestampText.prefix(40)) cannot be a score"))
+                continue
+            }
             outcome.lastTimestamp = timestamp
             guard timestamp >= cutoff else {
                 outcome.skippedTooOld += 1
                 continue
             }
-            for column in 0..<fieldNames.count {
-                let cell = row[column]
-                isNull[column] = cell.isNull
-                // The timestamp is parsed once per row: it is the copy's costliest field.
-                values[column] = column == timestampColumn && encodings[column] == .timestamp
-                    ? timestamp.rfc3339 : try encodings[column].encode(cell)
+            do {
+                for column in 0..<fieldNames.count {
+                    let cell = row[column]
+                    isNull[column] = cell.isNull
+                    // The timestamp is parsed once per row: it is the copy's costliest field.
+                    values[column] = column == timestampColumn && encodings[column] == .timestamp
+                        ? timestamp.rfc3339 : try encodings[column].encode(cell)
+                }
+            } catch {
+                outcome.skippedUnencodable.append((row.text(idColumn) ?? "?", "\(error)"))
+                continue
             }
             let lookup: (String) -> [UInt8]? = { name in
                 guard let column = columnIndex[name], !isNull[column] else { return nil }
@@ -91,7 +102,7 @@ package struct LogPageEncoder: Sendable {
                 batch.appendArgument(fieldNames[column])
                 batch.appendArgument(values[column])
             }
-            let expireAt = timestamp.unixSeconds + retentionSeconds
+            let expireAt = saturatingSum(timestamp.unixSeconds, retentionSeconds)
             batch.appendCommand(argumentCount: 3)
             batch.appendArgument("EXPIREAT")
             batch.appendArgument(entryKey)

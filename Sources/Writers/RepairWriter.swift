@@ -64,7 +64,8 @@ package struct RepairWriter: Sendable {
             if indexKeys.count < table.indexes.count {
                 // The hash is gone, so its per-key indexes are unknown: ask every registered one.
                 if registered == nil {
-                    registered = Array(try await SetScan.members(of: templates.indexRegistryKey(table: table.name), in: valkey))
+                    registered = try await SetScan.members(of: templates.indexRegistryKey(table: table.name), in: valkey)
+                        .filter { templates.isIndexKey($0, of: table) }
                 }
                 indexKeys += registered ?? []
             }

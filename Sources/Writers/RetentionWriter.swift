@@ -118,12 +118,20 @@ package struct RetentionWriter: Sendable {
     }
 
     /// Visits the registered index keys chunk by chunk (the global index, trimmed with its
-    /// entries, left out) until `visit` returns false.
-    package func indexKeys(chunk: Int, _ valkey: any ValkeyClient, _ visit: ([String]) async throws -> Bool) async throws {
+    /// entries, left out) until `visit` returns false; returns the members that are not this
+    /// table's index keys, which are never visited.
+    @discardableResult
+    package func indexKeys(chunk: Int, _ valkey: any ValkeyClient, _ visit: ([String]) async throws -> Bool) async throws -> ForeignMembers {
         let global = globalIndex
+        var foreign = ForeignMembers()
         try await SetScan.chunks(of: registry, count: chunk, in: valkey) { keys in
-            try await visit(keys.filter { $0 != global })
+            var own: [String] = []
+            for key in keys where key != global {
+                if templates.isIndexKey(key, of: table) { own.append(key) } else { foreign.add(key) }
+            }
+            return try await visit(own)
         }
+        return foreign
     }
 
     /// Counts the expired members of `keys` (a dry run).

@@ -210,3 +210,16 @@ struct PostgresConnectingTests {
         #expect(!error.description.contains("env-Secret-Pw-31337"))
     }
 }
+
+@Suite struct ConninfoParseProblemTests {
+    @Test(arguments: ["postgresql://u:s3cr%zzet@h/db", "host=h password='s3cret", "host=h password=s3cret port", "postgresql://u:s3cret@h/db?nosuch=1", "password=s3cret x"])
+    func anUnparseableStringIsNamedWithoutItsSecret(conninfo: String) throws {
+        let problem = try #require(PostgresConnection.parseProblem(in: conninfo))
+        #expect(!problem.contains("s3c") && !problem.contains("cret"), "\(problem)")
+    }
+
+    @Test func aParseableStringHasNoProblem() {
+        #expect(PostgresConnection.parseProblem(in: "postgresql://u:p@h/db?sslmode=require") == nil)
+        #expect(PostgresConnection.parseProblem(in: "host=h password='a b'") == nil)
+    }
+}

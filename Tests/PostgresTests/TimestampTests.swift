@@ -127,3 +127,88 @@ struct TimestampTests {
         #expect(earlier < later)
     }
 }
+
+/// SPEC §11: every value PostgreSQL can hold is encoded, or refused without a trap.
+@Suite("Timestamps across PostgreSQL's whole range")
+struct TimestampRangeTests {
+    @Test func nothingOutsideTheTypeTraps() {
+        #expect(Timestamp(postgresText: "294276-12-31 23:59:59.999999+00") == nil)
+        #expect(Timestamp(rfc3339: "999999-12-31T23:59:59Z") == nil)
+        #expect(Timestamp(postgresText: "infinity") == nil)
+        #expect(Timestamp.latest.moved(by: .seconds(86_400)) == Timestamp.latest)
+        #expect(Timestamp.earliest.moved(by: .seconds(-86_400)) == Timestamp.earliest)
+        #expect(Timestamp.latest.ceilingMillisecond == Timestamp.latest)
+        #expect(Timestamp.latest.duration(since: Timestamp.earliest) == .microseconds(Int64.max))
+        _ = Timestamp.earliest.startOfDay
+        #expect(Timestamp(rfc3339: Timestamp.latest.rfc3339)?.microsecondsSinceEpoch == Int64.max - Int64.max % 1)
+        #expect(Timestamp(rfc3339: "-0044-03-15T12:00:00.000000Z")?.rfc3339 == "-0044-03-15T12:00:00.000000Z")
+    }
+
+    /// A property test through the real server: random instants over PostgreSQL's whole
+    /// range (4714 BC to 294276 AD) as PostgreSQL prints them; the cache text must name the
+    /// instant PostgreSQL's own `extract(epoch ...)` gives.
+    @Test func cacheTextNamesTheInstantPostgreSQLHolds() async throws {
+        let connection = try await TestDatabase.connect()
+        defer { connection.close() }
+        var generator = SplitMix(seed: 0x5eed)
+        // Days from 1970 of PostgreSQL's first and last day, and a few edges of our own type.
+        var days: [Int64] = [-2_440_588, 106_741_941, 106_751_991, 106_752_000, 2_932_896, 0, -1, -719_528]
+        var seconds: [Int64] = [0, 86_399, 0, 0, 43_200, 0, 86_399, 0]
+        var micros: [Int64] = [0, 999_999, 0, 123_456, 1, 0, 999_999, 0]
+        for _ in 0..<2000 {
+            days.append(Int64(generator.next() % 109_192_529) - 2_440_588)
+            seconds.append(Int64(generator.next() % 86_400))
+            micros.append(Int64(generator.next() % 1_000_000))
+        }
+        func array(_ values: [Int64]) -> PostgresValue { .text("{" + values.map(String.init).joined(separator: ",") + "}") }
+        let rows = try await connection.query("""
+            select v::text, extract(epoch from v)::text from (
+              select timestamptz '1970-01-01 00:00:00+00' + make_interval(days => d::int) + make_interval(secs => s + m / 1000000.0) as v
+              from unnest($1::bigint[], $2::bigint[], $3::bigint[]) as t(d, s, m)
+              where d between -2440588 and 106741941) as x
+            """, [array(days), array(seconds), array(micros)])
+        #expect(rows.count > 1900)
+        for row in rows {
+            let text = try #require(row.text(0)), epoch = try #require(row.text(1))
+            let cache = try #require(Timestamp.cacheText(postgresText: text), "\(text)")
+            let parts = try #require(TimestampText.parseParts(cache, style: .rfc3339), "\(cache)")
+            #expect(Self.epochText(parts) == Self.normalised(epoch), "\(text) -> \(cache)")
+            if let instant = Timestamp(postgresText: text) { #expect(instant.rfc3339 == cache) }
+        }
+        for infinite in ["infinity", "-infinity"] {
+            let rows = try await connection.query("select '\(infinite)'::timestamptz::text")
+            #expect(Timestamp.cacheText(postgresText: try #require(rows.first?.text(0))) == infinite)
+        }
+    }
+
+    static func epochText(_ parts: (seconds: Int64, micros: Int64)) -> String {
+        normalised(parts.seconds >= 0 || parts.micros == 0
+            ? "\(parts.seconds).\(String(parts.micros).leftPadded(6))"
+            : "-\(-(parts.seconds + 1)).\(String(1_000_000 - parts.micros).leftPadded(6))")
+    }
+
+    /// "12.500000" and "12.5" alike as "12.5"; "-0.5" stays, "-0" is "0".
+    static func normalised(_ text: String) -> String {
+        var text = text
+        if text.contains(".") { while text.hasSuffix("0") { text.removeLast() } }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text == "-0" ? "0" : text
+    }
+}
+
+private extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+/// A seeded generator, so a failing value reproduces.
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -35,11 +35,30 @@ import Testing
         #expect(try FieldEncoding(typeOID: 1114).encode(cell("2026-11-27 16:00:00", 1114)) == "2026-11-27T16:00:00.000000Z")
     }
 
-    @Test func infiniteTimestampIsAnErrorNamingTheColumn() {
+    /// Every value PostgreSQL can hold is written as PostgreSQL prints it, never a trap.
+    @Test(arguments: [
+        ("infinity", "infinity"), ("-infinity", "-infinity"),
+        ("294276-12-31 23:59:59.999999+00", "294276-12-31T23:59:59.999999Z"),
+        ("10000-01-01 00:00:00+00", "10000-01-01T00:00:00.000000Z"),
+        ("4714-11-24 00:00:00+00 BC", "-4713-11-24T00:00:00.000000Z"),
+        ("0001-01-01 00:00:00+00 BC", "0000-01-01T00:00:00.000000Z"),
+    ])
+    func timestampsOfTheWholeRange(source: String, expected: String) throws {
+        #expect(try FieldEncoding(typeOID: 1184).encode(cell(source, 1184)) == expected)
+        #expect(try FieldEncoding(typeOID: 1114).encode(cell(source.replacingOccurrences(of: "+00", with: ""), 1114)) == expected)
+    }
+
+    @Test func textThatIsNoTimestampIsAnErrorNamingTheColumn() {
         let error = #expect(throws: PostgresError.self) {
-            try FieldEncoding(typeOID: 1184).encode(PostgresCell(text: "infinity", typeOID: 1184, columnName: "last_used", rowIndex: 3))
+            try FieldEncoding(typeOID: 1184).encode(PostgresCell(text: "soon", typeOID: 1184, columnName: "last_used", rowIndex: 3))
         }
         #expect(error?.description.contains("last_used") == true)
+    }
+
+    @Test func aNumericBeyondADoubleKeepsItsDecimal() throws {
+        let huge = "1" + String(repeating: "0", count: 400)
+        #expect(try FieldEncoding(typeOID: 1700).encode(cell(huge, 1700)) == huge)
+        #expect(try FieldEncoding(typeOID: 1700).encode(cell("Infinity", 1700)) == "Infinity")
     }
 
     @Test func verbatimTypesKeepPostgresText() throws {
