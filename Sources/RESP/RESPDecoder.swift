@@ -60,6 +60,16 @@ package enum RESPReplySummary: Sendable, Hashable {
     case push
 }
 
+/// What is known of the reply whose first bytes the decoder has scanned but not completed.
+package enum RESPPartialReply: Sendable, Hashable {
+    /// No reply has begun, or only attributes ahead of it have arrived.
+    case unknown
+    /// An out-of-band RESP3 push.
+    case push
+    /// Anything else: the answer to a command.
+    case reply
+}
+
 /// Decodes RESP2 and RESP3 replies from a ByteBuffer, returning nil while a reply is incomplete.
 ///
 /// Limits keep hostile input from costing unbounded memory, stack or time: a declared length
@@ -108,6 +118,13 @@ package struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
 
     package init(limits: Limits = Limits()) {
         self.limits = limits
+    }
+
+    /// The kind of the incomplete reply at the front of the buffer last handed in, known
+    /// from its type byte on (past any attributes); `.unknown` once a reply completes.
+    package var partialReply: RESPPartialReply {
+        guard scan.isSuspended, let type = scan.rootType else { return .unknown }
+        return type == UInt8(ascii: ">") ? .push : .reply
     }
 
     /// Decodes one reply and moves the reader index past it, or returns nil (index unmoved).
@@ -165,7 +182,7 @@ package struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
                     if let message = state.pointee.rootError {
                         summary = .error(message)
                     } else {
-                        summary = state.pointee.rootIsPush ? .push : .success
+                        summary = state.pointee.rootType == UInt8(ascii: ">") ? .push : .success
                     }
                     return (state.pointee.offset, summary, parser.examined, true)
                 }
@@ -232,8 +249,8 @@ struct ScanState: Sendable {
     var lineResume = 0
     /// The reply itself (past its attributes) is this error.
     var rootError: String?
-    /// The reply itself (past its attributes) is a push.
-    var rootIsPush = false
+    /// The type byte of the reply itself (past its attributes), once it has been read.
+    var rootType: UInt8?
 
     /// Whether part of a reply has been scanned; every incomplete attempt needs more bytes.
     var isSuspended: Bool { wantBytes > 0 }
@@ -247,7 +264,7 @@ struct ScanState: Sendable {
         wantBytes = 0
         lineResume = 0
         rootError = nil
-        rootIsPush = false
+        rootType = nil
     }
 }
 
@@ -417,6 +434,8 @@ struct RESPParser {
             let type = bytes[start]
             position = start + 1
             examined &+= 1
+            // Once known, the root's type costs one comparison per element.
+            if state.rootType == nil, type != UInt8(ascii: "|"), isRoot(state) { state.rootType = type }
             var value: RESPValue
             switch type {
             case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
@@ -442,7 +461,6 @@ struct RESPParser {
                 }
                 let elements = paired ? count * 2 : count
                 state.elements += elements
-                if type == UInt8(ascii: ">"), isRoot(state) { state.rootIsPush = true }
                 // An attribute's last slot is the value it annotates, which stands in its place.
                 let slots = type == UInt8(ascii: "|") ? elements + 1 : elements
                 if slots == 0 {

@@ -152,9 +152,19 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Decodes what arrived and hands replies to the pending requests.
+    ///
+    /// Progress against the timeout is a byte of an answer, never of a push: pushes are no
+    /// answer to anything, and a server that sends nothing else (or trickles one without end)
+    /// must not keep a pending request alive. A read makes progress when it completes a reply
+    /// that is not a push, or when the reply it leaves incomplete is known not to be one:
+    /// that reply is the last thing on the wire, so the read's last byte belongs to it. Thus
+    /// a long reply arriving slowly keeps its request alive, however the bytes are split,
+    /// and push bytes never do, whether whole or partial. Attributes ahead of a reply count
+    /// once the reply they annotate has begun.
     private func processInbound() throws {
         var progressed = false
-        defer { if progressed { lastProgress = now } }
+        defer { if progressed || decoder.partialReply == .reply { lastProgress = now } }
         while failure == nil {
             guard let head = sinks.first else {
                 // Nothing pending: only out-of-band pushes may arrive.
@@ -165,12 +175,12 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
             switch head {
             case .counting(let count, let promise):
                 guard let summary = try decoder.skipReply(buffer: &inbound) else { return }
-                progressed = true
                 switch summary {
                 case .push: continue
                 case .success: break
                 case .error(let message): headOutcome.recordError(at: headReceived, message)
                 }
+                progressed = true
                 headReceived += 1
                 headOutcome.commandCount += 1
                 if headReceived == count {
@@ -180,14 +190,14 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
                 }
             case .single(let promise):
                 guard let value = try decoder.decode(buffer: &inbound) else { return }
-                progressed = true
                 if case .push = value { continue }
+                progressed = true
                 finishHead()
                 promise.succeed(value)
             case .collect(let count, let promise):
                 guard let value = try decoder.decode(buffer: &inbound) else { return }
-                progressed = true
                 if case .push = value { continue }
+                progressed = true
                 headValues.append(value)
                 headReceived += 1
                 if headReceived == count {
@@ -266,8 +276,9 @@ final class ValkeyChannelHandler: ChannelDuplexHandler {
 
     // MARK: Timeout
 
-    /// One timer at a time; it fires when no reply has arrived for `commandTimeout` while
-    /// work is pending, so a long pipeline that keeps making progress never times out.
+    /// One timer at a time; it fires when nothing has progressed (see `processInbound`) for
+    /// `commandTimeout` while work is pending, so a long pipeline that keeps making progress
+    /// never times out.
     private func armTimeout(context: ChannelHandlerContext) {
         guard timeoutTask == nil else { return }
         scheduleTimeout(at: lastProgress + commandTimeout, context: context)

@@ -138,6 +138,44 @@ private let everyType = "*14\r\n+OK\r\n-ERR x\r\n:123\r\n$5\r\nhe\r\no\r\n$-1\r\
     }
 }
 
+/// What the decoder says of a reply it has begun: the connection's reply timeout counts a
+/// push's bytes as no progress, so a push must be told apart from its first byte on, and an
+/// attribute must not pass for either before the value it annotates begins.
+@Suite struct RESPDecoderPartialReply {
+    @Test(arguments: [
+        // (reply, kind once its root type byte has arrived, offset of that byte)
+        (">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n", RESPPartialReply.push, 0),
+        (">0\r\n", .push, 0),
+        ("$5\r\nhello\r\n", .reply, 0),
+        ("+OK\r\n", .reply, 0),
+        ("-ERR x\r\n", .reply, 0),
+        ("*-1\r\n", .reply, 0),
+        ("*2\r\n>1\r\n+p\r\n:1\r\n", .reply, 0),   // a push inside a reply is part of it
+        ("|1\r\n+a\r\n+b\r\n>1\r\n+p\r\n", .push, 12),
+        ("|1\r\n+a\r\n>1\r\n+p\r\n:7\r\n", .reply, 16),  // an attribute holding a push
+        ("|1\r\n+a\r\n+b\r\n|1\r\n+c\r\n+d\r\n$1\r\nv\r\n", .reply, 24),
+    ])
+    func kindIsKnownFromTheRootTypeByte(reply: String, kind: RESPPartialReply, root: Int) throws {
+        let bytes = Array(reply.utf8)
+        #expect(bytes[root] != UInt8(ascii: "|"))
+        for skipping in [false, true] {
+            var decoder = RESPDecoder()
+            var input = ByteBuffer()
+            // Twice in a row: a completed reply leaves nothing known of the next.
+            for _ in 0..<2 {
+                #expect(decoder.partialReply == .unknown)
+                for (index, byte) in bytes.enumerated() {
+                    input.writeInteger(byte)
+                    let done = skipping ? try decoder.skipReply(buffer: &input) != nil : try decoder.decode(buffer: &input) != nil
+                    #expect(done == (index == bytes.count - 1), "\(reply.debugDescription) at byte \(index)")
+                    let expected = done || index < root ? RESPPartialReply.unknown : kind
+                    #expect(decoder.partialReply == expected, "\(reply.debugDescription) at byte \(index), skipping: \(skipping)")
+                }
+            }
+        }
+    }
+}
+
 @Suite struct RESPDecoderMalformedInput {
     @Test func badTypeByte() {
         #expect(decodingError("?oops\r\n")?.kind == .invalidTypeByte)

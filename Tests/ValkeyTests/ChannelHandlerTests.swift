@@ -324,6 +324,70 @@ import Testing
         try h.finish(acceptAlreadyClosed: true)
     }
 
+    /// Pushes answer nothing: a server that sends only pushes (whole, after an attribute, or
+    /// one byte at a time) times the pending request out when silence would have.
+    @Test(arguments: RequestKind.allCases)
+    func pushesAreNoProgressTowardAReply(kind: RequestKind) throws {
+        let h = try Harness(timeout: .milliseconds(1000))
+        let request = h.request(kind)
+        let pushes = [
+            ">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n",
+            "|1\r\n+ttl\r\n:3\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        ]
+        for step in 0..<8 {
+            h.loop.advanceTime(by: .milliseconds(100))
+            try h.feed(pushes[step % 2])
+        }
+        // 0.8 s: a push trickles in, a byte every 5 ms, and stays incomplete.
+        let trickled: [UInt8] = Array(pushes[0].utf8.dropLast())
+        for byte in trickled {
+            h.loop.advanceTime(by: .milliseconds(5))
+            try h.feed([byte][...])
+        }
+        let elapsed: Int64 = 800 + 5 * Int64(trickled.count)
+        h.loop.advanceTime(by: .milliseconds(999 - elapsed))
+        #expect(request.isPending, "not due before 1 s")
+        #expect(h.channel.isActive)
+        h.loop.advanceTime(by: .milliseconds(1))
+        let error = try #require(request.error, "a push stream kept the request alive")
+        #expect(error.kind == .timeout)
+        #expect(error.message.hasPrefix("no reply for 1s (the Valkey timeout)"))
+        #expect(!h.channel.isActive)
+        try h.finish(acceptAlreadyClosed: true)
+    }
+
+    /// A long reply arriving slowly is progress, read after read, though no reply completes
+    /// for far longer than the timeout.
+    @Test(arguments: RequestKind.allCases)
+    func aLongReplyArrivingSlowlyDoesNotTimeOut(kind: RequestKind) throws {
+        let h = try Harness(timeout: .milliseconds(1000))
+        let request = h.request(kind)
+        let payload = String(repeating: "0123456789", count: 300)
+        let wire = Array("$\(payload.utf8.count)\r\n\(payload)\r\n".utf8)
+        // The first read is the type byte alone; then 97 bytes every 0.6 s (19 s in all).
+        var bounds = [0, 1]
+        while bounds.last! < wire.count { bounds.append(min(bounds.last! + 97, wire.count)) }
+        for (index, (from, to)) in zip(bounds, bounds.dropFirst()).enumerated() {
+            h.loop.advanceTime(by: .milliseconds(600))
+            guard request.isPending else {
+                Issue.record("ended before read \(index) at byte \(from): \(String(describing: request.error))")
+                break
+            }
+            try h.feed(wire[from..<to])
+        }
+        #expect(request.error == nil && !request.isPending)
+        if kind == .single {
+            #expect(try state(request.single!)?.get() == bulk(payload))
+        }
+        // The trickle left no credit: the next request times out on silence as usual.
+        let next = h.request(.single)
+        h.loop.advanceTime(by: .milliseconds(999))
+        #expect(next.isPending)
+        h.loop.advanceTime(by: .milliseconds(1))
+        #expect(next.error?.kind == .timeout)
+        try h.finish(acceptAlreadyClosed: true)
+    }
+
     @Test func idleConnectionDoesNotTimeOut() throws {
         let h = try Harness(timeout: .milliseconds(50))
         let reply = h.single("PING").reply
@@ -377,6 +441,17 @@ private final class Harness {
         collect(pings(count))
     }
 
+    /// One request of `kind` that awaits a single reply.
+    func request(_ kind: RequestKind) -> PendingRequest {
+        switch kind {
+        case .single:
+            let reply = single("GET", "k").reply
+            return PendingRequest(single: reply, done: reply.map { _ in })
+        case .collect: return PendingRequest(done: collect(1).reply.map { _ in })
+        case .counting: return PendingRequest(done: counting(1).reply.map { _ in })
+        }
+    }
+
     func counting(_ count: Int) -> (reply: EventLoopFuture<PipelineOutcome>, written: EventLoopFuture<Void>) {
         let batch = pings(count)
         let promise = loop.makePromise(of: PipelineOutcome.self)
@@ -401,6 +476,26 @@ private final class Harness {
     func finish(acceptAlreadyClosed: Bool = false) throws {
         _ = try channel.finish(acceptAlreadyClosed: acceptAlreadyClosed)
     }
+}
+
+/// The three kinds of request; each has its own path through the handler (`counting` skips
+/// replies without building them).
+enum RequestKind: String, CaseIterable, Sendable {
+    case single, collect, counting
+}
+
+/// A request of any kind, seen as done, failed or pending.
+private struct PendingRequest {
+    var single: EventLoopFuture<RESPValue>?
+    var done: EventLoopFuture<Void>
+
+    init(single: EventLoopFuture<RESPValue>? = nil, done: EventLoopFuture<Void>) {
+        self.single = single
+        self.done = done
+    }
+
+    var isPending: Bool { state(done) == nil }
+    var error: ValkeyError? { failure(done) }
 }
 
 /// The future's result if it is complete, nil while it is pending. Never waits.
